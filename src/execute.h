@@ -1,0 +1,36 @@
+/*
+ * execute.h - the /execute pipeline (SPEC 3): parse -> nonce lookup ->
+ * allow-list -> registry -> approval -> run -> record -> answer.
+ *
+ * execute_begin runs on an event-loop thread.  It answers at once when the
+ * request ends before anything must be written (a bad body, a denial, a
+ * replay), and otherwise hands the execution to the store's writer and
+ * returns EXECUTE_PENDING; `done(cookie)` is then called exactly once, on
+ * the writer thread, after the commit.  The caller moves back to its own
+ * thread and calls execute_finish to get the answer.
+ */
+#ifndef OE_EXECUTE_H
+#define OE_EXECUTE_H
+
+#include <stddef.h>
+
+#include "answer.h"
+#include "config.h"
+#include "store.h"
+
+typedef struct execute_env execute_env;
+typedef struct execute_job execute_job;
+
+enum { EXECUTE_ANSWERED = 0, EXECUTE_PENDING = 1 };
+
+/* The environment borrows cfg and st; both must outlive it. */
+int execute_env_create(const oe_config *cfg, store *st, execute_env **out, char *why,
+                       size_t why_len);
+void execute_env_destroy(execute_env *env);
+
+int execute_begin(execute_env *env, store_reader *rd, const char *body, size_t len,
+                  void (*done)(void *cookie), void *cookie, execute_job **job, oe_answer *ans);
+/* Fills ans and frees job. */
+void execute_finish(execute_job *job, oe_answer *ans);
+
+#endif

@@ -1,0 +1,767 @@
+/*
+ * server.c - HTTP on h2o event loops: routing, limits, JSON errors.
+ *
+ * Threads
+ *   One h2o event loop per worker thread (OPENEXEC_THREADS, default one per
+ *   CPU), all accepting from one shared listening socket.  A loop never
+ *   blocks on the store's writer: /execute hands its writes to the writer
+ *   thread (store.h) and returns; when the commit is durable the writer
+ *   posts the completion back to the owning loop through an h2o
+ *   multithread queue, and the loop sends the answer.  The main thread only
+ *   waits for SIGTERM/SIGINT.
+ *
+ * Request lifetime
+ *   A request waiting for its commit may outlive its connection.  Each
+ *   pending request carries a guard allocated in the request's memory pool;
+ *   when h2o frees the request the guard clears the pending request's
+ *   pointer, so a late completion is dropped instead of touching freed
+ *   memory.  Guard and completion both run on the owning loop's thread.
+ *
+ * Limits
+ *   Bodies are bounded by globalconf.max_request_entity_size (1 MiB).  h2o
+ *   refuses a larger body itself, before any handler runs, with a text/plain
+ *   413; a filter on the fallback path (the only path such early errors are
+ *   bound to) rewrites that answer into SPEC 2's JSON body_too_large.
+ *   Header size and count are bounded by h2o (8 KiB, 100 headers), slow or
+ *   idle connections by http1.req_timeout, connections per loop by
+ *   MAX_CONNECTIONS_PER_LOOP.
+ *
+ * Shutdown
+ *   SIGTERM: every loop closes its listener, asks h2o to close idle
+ *   keep-alive connections, and keeps running until no request of its own is
+ *   waiting for the store; then the store flushes and the process exits 0.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "actions.h"
+#include "answer.h"
+#include "approval.h"
+#include "buf.h"
+#include "canon.h"
+#include "execute.h"
+#include "log.h"
+#include "receipt.h"
+#include "store.h"
+#include "util.h"
+
+#define MAX_BODY_BYTES (1024 * 1024)
+#define REQUEST_TIMEOUT_MS 10000
+#define DRAIN_FLUSH_MS 200
+#define REQUEST_ID_MAX 128
+#define SMALL_BODY_MAX 65536
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+typedef struct oe_server oe_server;
+
+typedef struct oe_worker {
+    oe_server *srv;
+    pthread_t thread;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t completions; /* commits done by the writer */
+    h2o_multithread_receiver_t control;     /* shutdown requests */
+    store_reader *reader;
+    size_t pending; /* requests of this loop waiting for the store */
+    int draining;
+} oe_worker;
+
+struct oe_server {
+    const oe_config *cfg;
+    store *st;
+    execute_env *env;
+    h2o_globalconf_t globalconf;
+    int listen_fd;
+    int nworkers;
+    oe_worker *workers;
+};
+
+typedef struct oe_handler {
+    h2o_handler_t super;
+    oe_server *srv;
+} oe_handler;
+
+/* A request waiting for the writer.  Owned by the loop once the completion
+ * message arrives; until then by the writer. */
+typedef struct pending_request pending_request;
+
+typedef struct request_guard {
+    pending_request *pending;
+} request_guard;
+
+struct pending_request {
+    h2o_multithread_message_t msg;
+    oe_worker *worker;
+    h2o_req_t *req; /* NULL once h2o freed the request */
+    request_guard *guard;
+    execute_job *job;
+    char request_id[REQUEST_ID_MAX + 1];
+};
+
+typedef struct route {
+    const char *path;
+    const char *method; /* "GET" (HEAD too) or "POST" */
+    void (*handle)(oe_server *srv, h2o_req_t *req, const char *request_id, oe_answer *ans);
+    int async; /* handle_execute: may defer its answer */
+} route;
+
+/* ---- responses ---------------------------------------------------------- */
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value)
+{
+    h2o_add_header(&req->pool, &req->res.headers, token, NULL, value, strlen(value));
+}
+
+static void add_header_str(h2o_req_t *req, const char *name, const char *value)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value,
+                          strlen(value));
+}
+
+/* Renders an answer.  allow: the Allow header of a 405, else NULL. */
+static void send_answer(h2o_req_t *req, const oe_answer *ans, const char *request_id,
+                        const char *allow)
+{
+    char *id = h2o_mem_alloc_pool(&req->pool, strlen(request_id) + 1);
+
+    memcpy(id, request_id, strlen(request_id) + 1);
+    req->res.status = ans->status;
+    req->res.reason = reason_phrase(ans->status);
+    req->res.content_length = ans->body_len;
+    add_header(req, H2O_TOKEN_CONTENT_TYPE,
+               ans->content_type ? ans->content_type : "application/json");
+    add_header_str(req, "x-request-id", id);
+    if (ans->replayed)
+        add_header_str(req, "idempotent-replayed", "true");
+    if (ans->status == 409 || ans->status == 503)
+        add_header(req, H2O_TOKEN_RETRY_AFTER, "1");
+    if (allow != NULL)
+        add_header(req, H2O_TOKEN_ALLOW, allow);
+    h2o_send_inline(req, ans->body ? ans->body : "", ans->body_len);
+}
+
+static void send_error(h2o_req_t *req, int status, const char *code, const char *detail,
+                       const char *request_id, const char *allow)
+{
+    oe_answer ans = {0};
+    oe_error err;
+
+    oe_error_set(&err, status, code, "%s", detail);
+    answer_error(&ans, &err);
+    send_answer(req, &ans, request_id, allow);
+    answer_free(&ans);
+}
+
+/* SPEC 2: a client's X-Request-Id of 1-128 characters from [A-Za-z0-9._:-]
+ * is echoed; anything else is replaced by a fresh uuid4. */
+static int request_id_acceptable(const char *s, size_t len)
+{
+    size_t i;
+
+    if (len == 0 || len > REQUEST_ID_MAX)
+        return 0;
+    for (i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static void take_request_id(h2o_req_t *req, char out[REQUEST_ID_MAX + 1])
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+
+    if (i != -1) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (request_id_acceptable(v.base, v.len)) {
+            memcpy(out, v.base, v.len);
+            out[v.len] = '\0';
+            return;
+        }
+    }
+    oe_uuid4(out);
+}
+
+/* ---- GET routes --------------------------------------------------------- */
+
+static void answer_buf(oe_answer *ans, int status, oe_buf *b)
+{
+    if (b->failed) {
+        oe_error err;
+        oe_buf_free(b);
+        oe_error_set(&err, 503, "busy", "Out of memory");
+        answer_error(ans, &err);
+        return;
+    }
+    answer_take(ans, status, b);
+}
+
+static void handle_root(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
+{
+    oe_buf b;
+
+    (void)srv, (void)req, (void)rid;
+    oe_buf_init(&b, SMALL_BODY_MAX);
+    oe_buf_puts(&b, "{\"service\":\"OpenExec\",\"status\":\"running\",\"version\":\"" OPENEXEC_VERSION
+                    "\"}");
+    answer_buf(ans, 200, &b);
+}
+
+static void append_string_array(oe_buf *b, const char *const *items, size_t n)
+{
+    size_t i;
+
+    oe_buf_putc(b, '[');
+    for (i = 0; i < n; i++) {
+        if (i > 0)
+            oe_buf_putc(b, ',');
+        canon_append_string(b, items[i], strlen(items[i]));
+    }
+    oe_buf_putc(b, ']');
+}
+
+static void handle_health(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
+{
+    const oe_config *cfg = srv->cfg;
+    int writable = store_writable(srv->st);
+    const char *const *names;
+    size_t count;
+    oe_buf b;
+
+    (void)req, (void)rid;
+    oe_buf_init(&b, SMALL_BODY_MAX);
+    oe_buf_printf(&b,
+                  "{\"status\":\"%s\",\"exec_mode\":\"%s\",\"signature_verification\":\"%s\","
+                  "\"restriction\":\"%s\",",
+                  writable ? "healthy" : "degraded", config_mode_name(cfg->mode),
+                  cfg->mode == OE_MODE_CLAWSHIELD ? "enabled" : "disabled",
+                  cfg->allowed_actions ? "restricted" : "open");
+    if (cfg->allowed_actions) {
+        oe_buf_puts(&b, "\"allow_list\":");
+        append_string_array(&b, (const char *const *)cfg->allowed_actions, cfg->allowed_count);
+    } else {
+        oe_buf_puts(&b, "\"warning\":\"No execution allow-list configured\"");
+    }
+    names = actions_names(&count);
+    oe_buf_puts(&b, ",\"actions\":");
+    append_string_array(&b, names, count);
+    oe_buf_putc(&b, '}');
+    answer_buf(ans, writable ? 200 : 503, &b);
+}
+
+static void handle_ready(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
+{
+    const char *reason = NULL;
+    oe_buf b;
+
+    (void)req, (void)rid;
+    if (srv->cfg->key_problem != NULL)
+        reason = srv->cfg->key_problem;
+    else if (!store_writable(srv->st))
+        reason = "store unavailable: the database cannot be written";
+    oe_buf_init(&b, SMALL_BODY_MAX);
+    if (reason == NULL) {
+        oe_buf_puts(&b, "{\"ready\":true}");
+    } else {
+        oe_buf_puts(&b, "{\"ready\":false,\"reason\":");
+        canon_append_string(&b, reason, strlen(reason));
+        oe_buf_putc(&b, '}');
+    }
+    answer_buf(ans, reason ? 503 : 200, &b);
+}
+
+static void handle_version(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
+{
+    char stamp[32];
+    oe_buf b;
+
+    (void)srv, (void)req, (void)rid;
+    approval_format_time(oe_now_us(), stamp);
+    oe_buf_init(&b, SMALL_BODY_MAX);
+    oe_buf_printf(&b, "{\"version\":\"%s\",\"timestamp\":\"%s\"}", OPENEXEC_VERSION, stamp);
+    answer_buf(ans, 200, &b);
+}
+
+static void handle_receipts_verify(oe_server *srv, h2o_req_t *req, const char *rid,
+                                   oe_answer *ans)
+{
+    (void)srv, (void)rid;
+    receipt_verify_request(req->entity.base, req->entity.len, ans);
+}
+
+/* ---- POST /execute ------------------------------------------------------ */
+
+static void on_request_disposed(void *arg)
+{
+    request_guard *guard = arg;
+
+    if (guard->pending != NULL)
+        guard->pending->req = NULL;
+}
+
+/* Writer thread: the commit is durable; wake the owning loop. */
+static void on_execute_committed(void *cookie)
+{
+    pending_request *p = cookie;
+
+    h2o_multithread_send_message(&p->worker->completions, &p->msg);
+}
+
+static void on_completions(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    oe_worker *w = container_of(receiver, oe_worker, completions);
+
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *msg =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        pending_request *p = container_of(msg, pending_request, msg);
+        oe_answer ans = {0};
+
+        h2o_linklist_unlink(&msg->link);
+        execute_finish(p->job, &ans);
+        if (p->req != NULL) {
+            p->guard->pending = NULL;
+            send_answer(p->req, &ans, p->request_id, NULL);
+        }
+        answer_free(&ans);
+        free(p);
+        w->pending--;
+    }
+}
+
+/* Returns 1 when the answer was deferred to the writer. */
+static int start_execute(oe_worker *w, h2o_req_t *req, const char *rid, oe_answer *ans)
+{
+    pending_request *p = calloc(1, sizeof(*p));
+    oe_error err;
+    int rc;
+
+    if (p == NULL) {
+        oe_error_set(&err, 503, "busy", "Out of memory");
+        answer_error(ans, &err);
+        return 0;
+    }
+    p->worker = w;
+    p->req = req;
+    oe_strlcpy(p->request_id, rid, sizeof(p->request_id));
+    /* Count before submitting: the completion may arrive on this loop
+     * before execute_begin even returns. */
+    w->pending++;
+    rc = execute_begin(w->srv->env, w->reader, req->entity.base, req->entity.len,
+                       on_execute_committed, p, &p->job, ans);
+    if (rc != EXECUTE_PENDING) {
+        w->pending--;
+        free(p);
+        return 0;
+    }
+    /* The completion is only delivered by this loop's next iteration, so
+     * the guard is in place before anything can use it. */
+    p->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*p->guard), on_request_disposed);
+    p->guard->pending = p;
+    return 1;
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+static const route routes[] = {
+    {"/", "GET", handle_root, 0},
+    {"/health", "GET", handle_health, 0},
+    {"/ready", "GET", handle_ready, 0},
+    {"/version", "GET", handle_version, 0},
+    {"/execute", "POST", NULL, 1},
+    {"/receipts/verify", "POST", handle_receipts_verify, 0},
+};
+
+static int method_is(const h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    oe_server *srv = ((oe_handler *)self)->srv;
+    oe_worker *w = container_of(req->conn->ctx, oe_worker, ctx);
+    char rid[REQUEST_ID_MAX + 1];
+    const route *r = NULL;
+    oe_answer ans = {0};
+    size_t i;
+
+    take_request_id(req, rid);
+
+    /* Request smuggling shape (SPEC 7): refuse and close, whatever the path. */
+    if (h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_LENGTH, -1) != -1 &&
+        h2o_find_header(&req->headers, H2O_TOKEN_TRANSFER_ENCODING, -1) != -1) {
+        req->http1_is_persistent = 0;
+        send_error(req, 400, "bad_request",
+                   "Request has both Content-Length and Transfer-Encoding", rid, NULL);
+        return 0;
+    }
+
+    for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (h2o_memis(req->path_normalized.base, req->path_normalized.len, routes[i].path,
+                      strlen(routes[i].path))) {
+            r = &routes[i];
+            break;
+        }
+    }
+    if (r == NULL) {
+        send_error(req, 404, "not_found", "Not Found", rid, NULL);
+        return 0;
+    }
+    if (strcmp(r->method, "GET") == 0 ? !(method_is(req, "GET") || method_is(req, "HEAD"))
+                                      : !method_is(req, r->method)) {
+        send_error(req, 405, "method_not_allowed", "Method Not Allowed", rid,
+                   strcmp(r->method, "GET") == 0 ? "GET, HEAD" : r->method);
+        return 0;
+    }
+    if (r->async) {
+        if (start_execute(w, req, rid, &ans))
+            return 0;
+    } else {
+        r->handle(srv, req, rid, &ans);
+    }
+    send_answer(req, &ans, rid, NULL);
+    answer_free(&ans);
+    return 0;
+}
+
+/* ---- h2o's own 413 as JSON ---------------------------------------------- */
+
+typedef struct replace_body_ostream {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+} replace_body_ostream;
+
+static void replace_body_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
+                              size_t bufcnt, h2o_send_state_t state)
+{
+    replace_body_ostream *o = (replace_body_ostream *)self;
+
+    (void)bufs, (void)bufcnt;
+    if (h2o_send_state_is_in_progress(state)) {
+        h2o_ostream_send_next(&o->super, req, NULL, 0, state);
+        return;
+    }
+    h2o_ostream_send_next(&o->super, req, &o->body, method_is(req, "HEAD") ? 0 : 1, state);
+}
+
+static void on_setup_error_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    static const char body[] = "{\"detail\":\"Request body exceeds 1048576 bytes\","
+                               "\"error\":\"body_too_large\"}";
+    replace_body_ostream *o;
+    char *rid;
+    size_t i;
+
+    (void)self;
+    if (req->res.status != 413)
+        goto next;
+    for (i = 0; i < req->res.headers.size; i++) {
+        if (req->res.headers.entries[i].name == &H2O_TOKEN_CONTENT_TYPE->buf)
+            req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+    }
+    rid = h2o_mem_alloc_pool(&req->pool, REQUEST_ID_MAX + 1);
+    take_request_id(req, rid);
+    add_header_str(req, "x-request-id", rid);
+    req->res.reason = reason_phrase(413);
+    req->res.content_length = sizeof(body) - 1;
+    o = (replace_body_ostream *)h2o_add_ostream(req, sizeof(*o), slot);
+    o->super.do_send = replace_body_send;
+    o->body = h2o_iovec_init(body, sizeof(body) - 1);
+    slot = &o->super.next;
+next:
+    h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- event loops --------------------------------------------------------- */
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    oe_worker *w = listener->data;
+    h2o_socket_t *sock;
+
+    if (err != NULL)
+        return;
+    if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
+        return;
+    h2o_accept(&w->accept_ctx, sock);
+}
+
+static void close_listener(oe_worker *w)
+{
+    if (w->listener != NULL) {
+        h2o_socket_read_stop(w->listener);
+        h2o_socket_close(w->listener);
+        w->listener = NULL;
+    }
+}
+
+static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    oe_worker *w = container_of(receiver, oe_worker, control);
+
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *msg =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&msg->link);
+        free(msg);
+    }
+    w->draining = 1;
+    close_listener(w);
+    h2o_context_request_shutdown(&w->ctx);
+}
+
+static void *worker_main(void *arg)
+{
+    oe_worker *w = arg;
+    uint64_t flush_until = 0;
+
+    for (;;) {
+        h2o_evloop_run(w->ctx.loop, w->draining ? 50 : INT32_MAX);
+        if (!w->draining || w->pending > 0)
+            continue;
+        /* Nothing waits for the store any more; give the last answers a
+         * moment to leave the socket buffers, then stop. */
+        if (flush_until == 0)
+            flush_until = oe_monotonic_ms() + DRAIN_FLUSH_MS;
+        else if (oe_monotonic_ms() >= flush_until)
+            break;
+    }
+    return NULL;
+}
+
+static int worker_init(oe_server *srv, oe_worker *w, h2o_hostconf_t **hosts, char *why,
+                       size_t why_len)
+{
+    int fd;
+
+    w->srv = srv;
+    h2o_context_init(&w->ctx, h2o_evloop_create(), &srv->globalconf);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = hosts;
+    w->queue = h2o_multithread_create_queue(w->ctx.loop);
+    h2o_multithread_register_receiver(w->queue, &w->completions, on_completions);
+    h2o_multithread_register_receiver(w->queue, &w->control, on_control);
+    w->reader = store_reader_open(srv->st, why, why_len);
+    if (w->reader == NULL)
+        return -1;
+    if ((fd = dup(srv->listen_fd)) == -1) {
+        snprintf(why, why_len, "dup: %s", strerror(errno));
+        return -1;
+    }
+    w->listener = h2o_evloop_socket_create(w->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    return 0;
+}
+
+static void worker_dispose(oe_worker *w)
+{
+    close_listener(w);
+    if (w->reader)
+        store_reader_close(w->reader);
+    if (w->queue) {
+        h2o_multithread_unregister_receiver(w->queue, &w->completions);
+        h2o_multithread_unregister_receiver(w->queue, &w->control);
+    }
+    /* h2o 2.2 cannot fully dispose a context whose loop still holds sockets
+     * of closed connections; the process is about to exit, so leave them. */
+}
+
+static int open_listener(const oe_config *cfg, char *why, size_t why_len)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char port[8];
+    int fd = -1, on = 1, rc;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%d", cfg->port);
+    if ((rc = getaddrinfo(cfg->host, port, &hints, &res)) != 0) {
+        snprintf(why, why_len, "cannot resolve host '%s': %s", cfg->host, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        snprintf(why, why_len, "cannot listen on %s:%d: %s", cfg->host, cfg->port,
+                 strerror(errno));
+        if (fd != -1)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void setup_h2o(oe_server *srv)
+{
+    h2o_hostconf_t *host;
+    h2o_pathconf_t *path;
+    oe_handler *handler;
+
+    h2o_config_init(&srv->globalconf);
+    srv->globalconf.max_request_entity_size = MAX_BODY_BYTES;
+    srv->globalconf.http1.req_timeout = REQUEST_TIMEOUT_MS;
+    srv->globalconf.http1.upgrade_to_http2 = 0;
+    srv->globalconf.http2.idle_timeout = REQUEST_TIMEOUT_MS;
+    srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("openexec"));
+    host = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")),
+                                    65535);
+    path = h2o_config_register_path(host, "/", 0);
+    handler = (oe_handler *)h2o_create_handler(path, sizeof(*handler));
+    handler->super.on_req = on_req;
+    handler->srv = srv;
+    /* h2o binds its early errors (413 before any handler ran) to the
+     * fallback path, so that is where the rewriting filter belongs. */
+    h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))->on_setup_ostream =
+        on_setup_error_ostream;
+}
+
+static void wait_for_signal(void)
+{
+    sigset_t set;
+    int sig;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigwait(&set, &sig);
+    oe_log("info", "received %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void request_drain(oe_worker *w)
+{
+    h2o_multithread_message_t *msg = calloc(1, sizeof(*msg));
+
+    if (msg != NULL)
+        h2o_multithread_send_message(&w->control, msg);
+}
+
+int server_run(const oe_config *cfg)
+{
+    oe_server srv = {0};
+    char why[512] = "";
+    sigset_t set;
+    int i, started = 0, rc = 1;
+
+    srv.cfg = cfg;
+    srv.listen_fd = -1;
+    /* Block the stop signals in every thread; the main thread takes them
+     * with sigwait.  Writes to closed sockets must not kill us. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (store_open(cfg, &srv.st, why, sizeof(why)) != 0) {
+        oe_log("error", "cannot open the store: %s", why);
+        return 1;
+    }
+    if (execute_env_create(cfg, srv.st, &srv.env, why, sizeof(why)) != 0) {
+        oe_log("error", "%s", why);
+        goto out;
+    }
+    if ((srv.listen_fd = open_listener(cfg, why, sizeof(why))) == -1) {
+        oe_log("error", "%s", why);
+        goto out;
+    }
+    setup_h2o(&srv);
+    srv.nworkers = cfg->threads;
+    srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
+    if (srv.workers == NULL)
+        goto out;
+    for (i = 0; i < srv.nworkers; i++) {
+        if (worker_init(&srv, &srv.workers[i], srv.globalconf.hosts, why, sizeof(why)) != 0) {
+            oe_log("error", "cannot start worker: %s", why);
+            goto out;
+        }
+    }
+    for (started = 0; started < srv.nworkers; started++) {
+        if (pthread_create(&srv.workers[started].thread, NULL, worker_main,
+                           &srv.workers[started]) != 0) {
+            oe_log("error", "cannot start worker thread");
+            break;
+        }
+    }
+    if (started == srv.nworkers) {
+        oe_log("info", "listening on %s:%d (mode %s, %d event loops)", cfg->host,
+               bound_port(srv.listen_fd), config_mode_name(cfg->mode), srv.nworkers);
+        wait_for_signal();
+        rc = 0;
+    }
+    for (i = 0; i < started; i++)
+        request_drain(&srv.workers[i]);
+    for (i = 0; i < started; i++)
+        pthread_join(srv.workers[i].thread, NULL);
+
+out:
+    if (srv.workers)
+        for (i = 0; i < srv.nworkers; i++)
+            worker_dispose(&srv.workers[i]);
+    if (srv.listen_fd != -1)
+        close(srv.listen_fd);
+    if (srv.env)
+        execute_env_destroy(srv.env);
+    store_close(srv.st);
+    if (rc == 0)
+        oe_log("info", "stopped cleanly");
+    free(srv.workers);
+    return rc;
+}
