@@ -1,0 +1,189 @@
+"""Configuration (SPEC 1) and the command line, through the real binary."""
+
+import os
+import re
+import tempfile
+import unittest
+
+import harness
+
+
+def keypair(tmp):
+    r = harness.run_cli(["keygen", "--out", os.path.join(tmp, "cs")], cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(tmp, "cs.pub")) as f:
+        return f.read()
+
+
+class CliTests(unittest.TestCase):
+    def test_help_lists_every_subcommand(self):
+        r = harness.run_cli(["--help"])
+        self.assertEqual(r.returncode, 0)
+        for cmd in [b"serve", b"check-config", b"keygen", b"mint"]:
+            self.assertIn(cmd, r.stdout)
+
+    def test_each_subcommand_has_help(self):
+        for cmd in ["serve", "check-config", "keygen", "mint"]:
+            r = harness.run_cli([cmd, "--help"])
+            self.assertEqual(r.returncode, 0, cmd)
+            self.assertIn(b"usage: openexec " + cmd.encode(), r.stdout)
+
+    def test_version(self):
+        r = harness.run_cli(["--version"])
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout.decode(), r"^openexec \d+\.\d+\.\d+\n$")
+
+    def test_unknown_command_and_no_command_exit_2(self):
+        self.assertEqual(harness.run_cli(["frobnicate"]).returncode, 2)
+        self.assertEqual(harness.run_cli([]).returncode, 2)
+
+    def test_serve_unknown_flag_exit_2(self):
+        r = harness.run_cli(["serve", "--bogus"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"unknown option", r.stderr)
+
+
+class ConfigErrorTests(unittest.TestCase):
+    def check_fails(self, env, needle, args=None):
+        with tempfile.TemporaryDirectory() as tmp:
+            for cmd in (["check-config"], ["serve"] + (args or [])):
+                r = harness.run_cli(cmd, env=env, cwd=tmp, timeout=10)
+                self.assertEqual(r.returncode, 2, (cmd, r.stderr))
+                self.assertIn(needle, r.stderr.decode(), cmd)
+                # Nothing was created: the server never started.
+                self.assertEqual(os.listdir(tmp), [])
+
+    def test_bad_mode_exits_2_with_message(self):
+        self.check_fails({"OPENEXEC_MODE": "production"}, "OPENEXEC_MODE must be 'demo' or 'clawshield'")
+        self.check_fails({"OPENEXEC_MODE": "DEMO"}, "OPENEXEC_MODE")
+
+    def test_bad_port(self):
+        for p in ["http", "70000", "-1", "5000x"]:
+            self.check_fails({"OPENEXEC_PORT": p}, "OPENEXEC_PORT")
+        self.check_fails({}, "--port", args=["--port", "99999"])
+
+    def test_bad_db_url_never_echoes_password(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = harness.run_cli(["check-config"], cwd=tmp,
+                                env={"OPENEXEC_DB_URL": "mysql://u:s3cret@h/db"})
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(b"OPENEXEC_DB_URL", r.stderr)
+            self.assertNotIn(b"s3cret", r.stderr)
+
+    def test_bad_threads(self):
+        self.check_fails({"OPENEXEC_THREADS": "0"}, "OPENEXEC_THREADS")
+
+    def test_check_config_ok(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = harness.run_cli(["check-config"], cwd=tmp)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(b"mode: demo", r.stdout)
+            self.assertIn(b"store: openexec.db", r.stdout)
+
+    def test_check_config_clawshield_without_key_is_2(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = harness.run_cli(["check-config"], cwd=tmp, env={"OPENEXEC_MODE": "clawshield"})
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(b"CLAWSHIELD_PUBLIC_KEY", r.stderr)
+
+    def test_check_config_clawshield_with_key_is_0(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            pem = keypair(tmp)
+            r = harness.run_cli(["check-config"], cwd=tmp, env={
+                "OPENEXEC_MODE": "clawshield", "CLAWSHIELD_PUBLIC_KEY": pem,
+                "CLAWSHIELD_TENANT_ID": "t1"})
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(b"clawshield keys: 1", r.stdout)
+
+
+class ServeConfigTests(unittest.TestCase):
+    def test_default_db_is_openexec_db_in_working_directory(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            srv = harness.Server(workdir=tmp)
+            del srv.env["OPENEXEC_DB_URL"]
+            with srv:
+                self.assertEqual(srv.get("/ready").status, 200)
+            self.assertTrue(os.path.exists(os.path.join(tmp, "openexec.db")))
+
+    def test_port_from_environment(self):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        with tempfile.TemporaryDirectory() as tmp:
+            srv = harness.Server(workdir=tmp, env={"OPENEXEC_PORT": str(port)})
+            srv.args = []
+            import subprocess, time
+            p = subprocess.Popen([harness.BIN, "serve"], cwd=tmp, env=srv.env,
+                                 stderr=subprocess.PIPE)
+            try:
+                line = p.stderr.readline().decode() + p.stderr.readline().decode()
+                self.assertIn("listening on 127.0.0.1:%d" % port, line)
+            finally:
+                p.terminate()
+                self.assertEqual(p.wait(10), 0)
+
+    def test_clawshield_without_key_starts_but_not_ready(self):
+        with harness.Server(env={"OPENEXEC_MODE": "clawshield"}) as srv:
+            r = srv.get("/ready")
+            self.assertEqual(r.status, 503)
+            body = r.json()
+            self.assertEqual(list(body), ["ready", "reason"])
+            self.assertIs(body["ready"], False)
+            self.assertIn("CLAWSHIELD_PUBLIC_KEY", body["reason"])
+            self.assertIn("retry-after", r.headers)
+            self.assertIn("CLAWSHIELD_PUBLIC_KEY", srv.log())
+            h = srv.get("/health").json()
+            self.assertEqual(h["exec_mode"], "clawshield")
+            self.assertEqual(h["signature_verification"], "enabled")
+            r = srv.execute("echo", {}, artifact={"approval_id": "a"})
+            self.assertEqual(r.status, 403)
+            self.assertEqual(r.json()["error"], "key_not_configured")
+            self.assertEqual(r.json()["detail"], "CLAWSHIELD_PUBLIC_KEY not configured")
+            r = srv.execute("echo", {})
+            self.assertEqual(r.json()["error"], "approval_required")
+
+    def test_clawshield_with_garbage_key_not_ready(self):
+        with harness.Server(env={"OPENEXEC_MODE": "clawshield",
+                                 "CLAWSHIELD_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}) as srv:
+            r = srv.get("/ready")
+            self.assertEqual(r.status, 503)
+            self.assertIn("not a usable Ed25519 key", r.json()["reason"])
+
+    def test_clawshield_without_tenant_warns(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            pem = keypair(tmp)
+            with harness.Server(env={"OPENEXEC_MODE": "clawshield",
+                                     "CLAWSHIELD_PUBLIC_KEY": pem}) as srv:
+                self.assertEqual(srv.get("/ready").status, 200)
+                self.assertIn("CLAWSHIELD_TENANT_ID is not set", srv.log())
+
+    def test_allow_list_trimmed_and_reported(self):
+        with harness.Server(env={"OPENEXEC_ALLOWED_ACTIONS": " echo , ,add,, "}) as srv:
+            self.assertEqual(srv.get("/health").body,
+                             b'{"status":"healthy","exec_mode":"demo","signature_verification":'
+                             b'"disabled","restriction":"restricted","allow_list":["echo","add"],'
+                             b'"actions":["add","echo"]}')
+
+    def test_allow_list_of_only_blanks_is_open(self):
+        with harness.Server(env={"OPENEXEC_ALLOWED_ACTIONS": " , ,"}) as srv:
+            self.assertEqual(srv.get("/health").json()["restriction"], "open")
+
+    def test_cannot_bind_exits_1(self):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                r = harness.run_cli(["serve", "--port", str(port)], cwd=tmp, timeout=10)
+                self.assertEqual(r.returncode, 1)
+                self.assertIn(b"cannot listen", r.stderr)
+        finally:
+            s.close()
+
+
+if __name__ == "__main__":
+    harness.main()
