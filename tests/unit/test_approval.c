@@ -14,14 +14,18 @@
  * Most artifacts here are signed by the test itself (sign_fields), which
  * signs exactly SPEC 4's concatenation, so each case can set any field.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
 #include "approval.h"
+#include "cli.h"
 #include "keys.h"
 #include "testutil.h"
 
@@ -897,6 +901,231 @@ static void test_c_minted_artifact_verifies_in_python(void)
     json_decref(art);
 }
 
+/* ---- openexec keygen / mint (cli_keys.c) ---------------------------------- */
+
+/* Runs a cli_* function in-process with stdout and stderr captured into
+ * out/err (NUL-terminated, truncated to their size).  Returns its status. */
+static int run_cli(int (*fn)(int, char **), char **argv, char *out, size_t out_len, char *err,
+                   size_t err_len)
+{
+    char po[512], pe[512];
+    int argc = 0, saved_out, saved_err, fo, fe, rc;
+    FILE *f;
+    size_t n;
+
+    while (argv[argc] != NULL)
+        argc++;
+    snprintf(po, sizeof(po), "%s/cli.out", tmpdir);
+    snprintf(pe, sizeof(pe), "%s/cli.err", tmpdir);
+    fflush(stdout);
+    fflush(stderr);
+    saved_out = dup(1);
+    saved_err = dup(2);
+    fo = open(po, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    fe = open(pe, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    rc = fn(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(saved_out);
+    close(saved_err);
+    close(fo);
+    close(fe);
+    f = fopen(po, "r");
+    n = fread(out, 1, out_len - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    f = fopen(pe, "r");
+    n = fread(err, 1, err_len - 1, f);
+    err[n] = '\0';
+    fclose(f);
+    return rc;
+}
+
+static int file_mode(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int)(st.st_mode & 0777) : -1;
+}
+
+static void test_keygen_writes_a_pair_and_never_overwrites(void)
+{
+    char prefix[300], key[320], pub[320], out[2048], err[2048], why[256];
+    char *argv[] = {"keygen", "--out", prefix, NULL};
+    keys_private k;
+    keys_public_set set;
+    char *before, *after;
+
+    snprintf(prefix, sizeof(prefix), "%s/cs", tmpdir);
+    snprintf(key, sizeof(key), "%s.key", prefix);
+    snprintf(pub, sizeof(pub), "%s.pub", prefix);
+    CHECK_INT(run_cli(cli_keygen, argv, out, sizeof(out), err, sizeof(err)), 0);
+    CHECK_INT(file_mode(key), 0600);
+    CHECK_INT(keys_load_private_file(key, &k, why, sizeof(why)), 0);
+    CHECK_INT(keys_load_public_file(pub, &set, why, sizeof(why)), 0);
+    CHECK_MEM(set.keys[0].pk, k.pk, 32);
+    CHECK(strstr(out, k.key_id) != NULL);
+    CHECK(strstr(out, key) != NULL && strstr(out, pub) != NULL);
+    CHECK_STR(err, "");
+    /* A second run refuses and leaves the key untouched. */
+    before = keys_private_pem(&k);
+    CHECK_INT(run_cli(cli_keygen, argv, out, sizeof(out), err, sizeof(err)), 1);
+    CHECK(strncmp(err, "openexec keygen: ", 17) == 0);
+    CHECK(strstr(err, "file exists, refusing to overwrite a key") != NULL);
+    keys_private_wipe(&k);
+    CHECK_INT(keys_load_private_file(key, &k, why, sizeof(why)), 0);
+    after = keys_private_pem(&k);
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
+    /* Only the .pub exists: refused, and no orphan .key is left behind. */
+    unlink(key);
+    CHECK_INT(run_cli(cli_keygen, argv, out, sizeof(out), err, sizeof(err)), 1);
+    CHECK(strstr(err, "cs.pub: file exists") != NULL);
+    CHECK_INT(access(key, F_OK), -1);
+    unlink(pub);
+    keys_private_wipe(&k);
+}
+
+static void test_keygen_usage(void)
+{
+    char out[2048], err[2048];
+    char *help[] = {"keygen", "--help", NULL};
+    char *bad[] = {"keygen", "--bogus", NULL};
+    char *missing[] = {"keygen", "--out", NULL};
+
+    CHECK_INT(run_cli(cli_keygen, help, out, sizeof(out), err, sizeof(err)), 0);
+    CHECK(strncmp(out, "usage: openexec keygen", 22) == 0);
+    CHECK_INT(run_cli(cli_keygen, bad, out, sizeof(out), err, sizeof(err)), 2);
+    CHECK(strncmp(err, "openexec keygen: --bogus: unknown argument", 42) == 0);
+    CHECK_INT(run_cli(cli_keygen, missing, out, sizeof(out), err, sizeof(err)), 2);
+    CHECK(strncmp(err, "openexec keygen: --out: missing value", 37) == 0);
+}
+
+/* Mints with `openexec mint`, checks the artifact against the action hash
+ * that clawshield.py (Python's json.dumps) computes for the same payload. */
+static void test_mint_cli_matches_the_python_reference(void)
+{
+    static const char payload[] =
+        "{\"z\":[1,2.5,1e2,\"\\u00e9\\n\"],\"a\":{\"y\":null,\"b\":true}}";
+    char keypath[512], out[4096], err[2048], args[2048];
+    char *argv[] = {"mint",   "--key",     keypath,         "--tenant", "acme", "--action",
+                    "deploy", "--payload", (char *)payload, "--ttl=60", NULL};
+    char *hash;
+    json_t *art;
+    json_error_t jerr;
+    int64_t issued, expires;
+    FILE *f;
+    char *pem = keys_private_pem(&K1);
+
+    snprintf(keypath, sizeof(keypath), "%s/mint.key", tmpdir);
+    f = fopen(keypath, "w");
+    fputs(pem, f);
+    fclose(f);
+    free(pem);
+    CHECK_INT(run_cli(cli_mint, argv, out, sizeof(out), err, sizeof(err)), 0);
+    CHECK_STR(err, "");
+    /* One line of compact JSON. */
+    CHECK(strchr(out, '\n') == out + strlen(out) - 1);
+    art = json_loads(out, 0, &jerr);
+    CHECK(art != NULL);
+    snprintf(args, sizeof(args), "action-hash --action deploy --payload '%s'", payload);
+    hash = run_clawshield(args);
+    CHECK(hash != NULL);
+    if (art == NULL || hash == NULL) {
+        json_decref(art);
+        free(hash);
+        return;
+    }
+    CHECK_STR(json_string_value(json_object_get(art, "action_hash")), hash);
+    CHECK(expect(art, hash, &SET1, "acme", wall_now_us(), APPROVAL_FULL, NULL, NULL));
+    CHECK_INT(approval_parse_time(json_string_value(json_object_get(art, "issued_at")),
+                                  json_string_length(json_object_get(art, "issued_at")), &issued),
+              0);
+    CHECK_INT(approval_parse_time(json_string_value(json_object_get(art, "expires_at")),
+                                  json_string_length(json_object_get(art, "expires_at")), &expires),
+              0);
+    CHECK_INT(expires - issued, 60 * SEC);
+    json_decref(art);
+    free(hash);
+
+    /* --payload null hashes as {} (SPEC 3.3), as does no --payload. */
+    argv[5] = "--action";
+    argv[6] = "echo";
+    argv[8] = " null ";
+    CHECK_INT(run_cli(cli_mint, argv, out, sizeof(out), err, sizeof(err)), 0);
+    art = json_loads(out, 0, &jerr);
+    CHECK_STR(json_string_value(json_object_get(art, "action_hash")), HASH_ECHO_EMPTY);
+    json_decref(art);
+    argv[7] = NULL;
+    CHECK_INT(run_cli(cli_mint, argv, out, sizeof(out), err, sizeof(err)), 0);
+    art = json_loads(out, 0, &jerr);
+    CHECK_STR(json_string_value(json_object_get(art, "action_hash")), HASH_ECHO_EMPTY);
+    json_decref(art);
+}
+
+static void test_mint_cli_errors(void)
+{
+    char keypath[512], out[4096], err[2048];
+    char *argv[12];
+    static const struct {
+        const char *opt, *val;
+        int rc;
+        const char *msg;
+    } cases[] = {
+        {"--payload", "[1,2]", 2, "openexec mint: --payload: must be a JSON object or null"},
+        {"--payload", "{\"a\":1,\"a\":2}", 2, "openexec mint: --payload: "},
+        {"--payload", "{", 2, "openexec mint: --payload: "},
+        {"--ttl", "-1", 2, "openexec mint: --ttl: '-1': expected seconds"},
+        {"--ttl", "5s", 2, "openexec mint: --ttl: '5s'"},
+        {"--ttl", "99999999999999999999", 2, "openexec mint: --ttl: "},
+        {"--action", "", 2, "openexec mint: --action: must be 1-128 bytes"},
+        {"--tenant", "\xff", 2, "openexec mint: --tenant: not valid UTF-8"},
+        {"--key", "/nonexistent/x.key", 1, "openexec mint: /nonexistent/x.key: No such file"},
+        {"--bogus", "x", 2, "openexec mint: --bogus: unknown argument"},
+    };
+    size_t i;
+
+    snprintf(keypath, sizeof(keypath), "%s/mint.key", tmpdir); /* written above */
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int n = 0;
+        argv[n++] = "mint";
+        if (strcmp(cases[i].opt, "--key") != 0) {
+            argv[n++] = "--key";
+            argv[n++] = keypath;
+        }
+        if (strcmp(cases[i].opt, "--tenant") != 0) {
+            argv[n++] = "--tenant";
+            argv[n++] = "acme";
+        }
+        if (strcmp(cases[i].opt, "--action") != 0) {
+            argv[n++] = "--action";
+            argv[n++] = "echo";
+        }
+        argv[n++] = (char *)cases[i].opt;
+        argv[n++] = (char *)cases[i].val;
+        argv[n] = NULL;
+        if (!CHECK_INT(run_cli(cli_mint, argv, out, sizeof(out), err, sizeof(err)), cases[i].rc) ||
+            !CHECK(strncmp(err, cases[i].msg, strlen(cases[i].msg)) == 0))
+            fprintf(stderr, "  case %zu: stderr: %s", i, err);
+        CHECK_STR(out, "");
+    }
+    {
+        char *missing[] = {"mint", "--key", keypath, "--action", "echo", NULL};
+        char *help[] = {"mint", "-h", NULL};
+        char *novalue[] = {"mint", "--key", NULL};
+        CHECK_INT(run_cli(cli_mint, missing, out, sizeof(out), err, sizeof(err)), 2);
+        CHECK(strncmp(err, "openexec mint: --tenant: required option missing", 48) == 0);
+        CHECK_INT(run_cli(cli_mint, help, out, sizeof(out), err, sizeof(err)), 0);
+        CHECK(strncmp(out, "usage: openexec mint", 20) == 0);
+        CHECK_INT(run_cli(cli_mint, novalue, out, sizeof(out), err, sizeof(err)), 2);
+        CHECK(strncmp(err, "openexec mint: --key: missing value", 35) == 0);
+    }
+}
+
 int main(void)
 {
     char cmd[300];
@@ -940,6 +1169,10 @@ int main(void)
     RUN(test_mint_produces_an_artifact_that_verifies);
     RUN(test_python_minted_artifacts_verify);
     RUN(test_c_minted_artifact_verifies_in_python);
+    RUN(test_keygen_writes_a_pair_and_never_overwrites);
+    RUN(test_keygen_usage);
+    RUN(test_mint_cli_matches_the_python_reference);
+    RUN(test_mint_cli_errors);
 
     approval_verified_free(&last_out);
     keys_private_wipe(&K1);
