@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -72,6 +73,7 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 typedef struct oe_server oe_server;
+typedef struct conn_guard conn_guard;
 
 typedef struct oe_worker {
     oe_server *srv;
@@ -83,7 +85,9 @@ typedef struct oe_worker {
     h2o_multithread_receiver_t completions; /* commits done by the writer */
     h2o_multithread_receiver_t control;     /* shutdown requests */
     store_reader *reader;
-    size_t pending; /* requests of this loop waiting for the store */
+    size_t pending;     /* requests of this loop waiting for the store */
+    size_t connections; /* open client connections of this loop */
+    conn_guard *dead_guards; /* closed connections' guards, freed after each iteration */
     int draining;
 } oe_worker;
 
@@ -125,6 +129,10 @@ typedef struct route {
     void (*handle)(oe_server *srv, h2o_req_t *req, const char *request_id, oe_answer *ans);
     int async; /* handle_execute: may defer its answer */
 } route;
+
+/* See "framing guard" below. */
+#define FRAMING_MARKER "x-openexec-te-dup"
+static void guard_watch_write(h2o_req_t *req);
 
 /* ---- responses ---------------------------------------------------------- */
 
@@ -177,6 +185,7 @@ static void send_answer(h2o_req_t *req, const oe_answer *ans, const char *reques
     if (allow != NULL)
         add_header(req, H2O_TOKEN_ALLOW, allow);
     h2o_send_inline(req, ans->body ? ans->body : "", ans->body_len);
+    guard_watch_write(req);
 }
 
 static void send_error(h2o_req_t *req, int status, const char *code, const char *detail,
@@ -404,6 +413,8 @@ static int start_execute(oe_worker *w, h2o_req_t *req, const char *rid, oe_answe
 
 /* ---- routing ------------------------------------------------------------ */
 
+
+
 static const route routes[] = {
     {"/", "GET", handle_root, 0},
     {"/health", "GET", handle_health, 0},
@@ -430,8 +441,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     take_request_id(req, rid);
 
     /* Request smuggling shape (SPEC 7): refuse and close, whatever the path. */
-    if (h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_LENGTH, -1) != -1 &&
-        h2o_find_header(&req->headers, H2O_TOKEN_TRANSFER_ENCODING, -1) != -1) {
+    if (h2o_find_header_by_str(&req->headers, H2O_STRLIT(FRAMING_MARKER), -1) != -1) {
         req->http1_is_persistent = 0;
         send_error(req, 400, "bad_request",
                    "Request has both Content-Length and Transfer-Encoding", rid, NULL);
@@ -516,16 +526,149 @@ next:
 
 /* ---- event loops --------------------------------------------------------- */
 
+/* ---- framing guard: Content-Length together with Transfer-Encoding -------
+ *
+ * h2o 2.2 frames such a request by Transfer-Encoding and keeps neither
+ * header in req->headers, so the handler cannot see the conflict.  The
+ * guard sits between the socket and h2o's HTTP/1 reader: before h2o parses,
+ * it looks at every complete header block in the input, and when one holds
+ * both headers it renames Transfer-Encoding in place (same length) to
+ * FRAMING_MARKER.  h2o then frames by Content-Length and passes the marker
+ * through as an ordinary header; on_req answers 400 and closes.  Valid JSON
+ * bodies cannot contain a CRLF-separated header line, so rewriting inside a
+ * body can only touch a body that would be refused anyway.
+ *
+ * The guard's state lives in the socket's on_close slot, which h2o's server
+ * side leaves unused; it also counts the loop's open connections. */
+
+struct conn_guard {
+    oe_worker *worker;
+    h2o_socket_cb h2o_read;  /* h2o's HTTP/1 read callback */
+    h2o_socket_cb h2o_write; /* h2o's callback for the write in flight */
+    int closed;
+    conn_guard *next_dead;
+};
+
+static int line_has_name(const char *line, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+
+    return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
+}
+
+static void neutralise_conflicting_framing(h2o_buffer_t *input)
+{
+    char *p = input->bytes, *end = input->bytes + input->size;
+
+    while (p < end) {
+        char *block_end = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+        char *te = NULL, *line;
+        int has_cl = 0;
+
+        if (block_end == NULL)
+            return;
+        for (line = p; line < block_end;) {
+            char *eol = memmem(line, (size_t)(block_end + 2 - line), "\r\n", 2);
+            size_t len = (size_t)(eol - line);
+            if (line_has_name(line, len, "content-length"))
+                has_cl = 1;
+            else if (line_has_name(line, len, "transfer-encoding"))
+                te = line;
+            line = eol + 2;
+        }
+        if (has_cl && te != NULL)
+            memcpy(te, FRAMING_MARKER, sizeof(FRAMING_MARKER) - 1);
+        p = block_end + 4;
+    }
+}
+
+static void guard_on_read(h2o_socket_t *sock, const char *err)
+{
+    conn_guard *g = sock->on_close.data;
+
+    if (err == NULL && sock->input->size > 0)
+        neutralise_conflicting_framing(sock->input);
+    g->h2o_read(sock, err);
+}
+
+/* h2o re-arms its own read callback when it finishes sending an answer;
+ * put the guard back in front of it. */
+static void guard_rearm(h2o_socket_t *sock)
+{
+    conn_guard *g = sock->on_close.data;
+
+    if (g != NULL && sock->_cb.read == g->h2o_read)
+        sock->_cb.read = guard_on_read;
+}
+
+static void guard_on_write(h2o_socket_t *sock, const char *err)
+{
+    conn_guard *g = sock->on_close.data;
+
+    g->h2o_write(sock, err);
+    /* h2o may have closed the socket in its callback; the guard outlives
+     * it until the loop iteration ends (free_dead_guards), so ask it. */
+    if (!g->closed)
+        guard_rearm(sock);
+}
+
+/* Called right after an answer was handed to h2o. */
+static void guard_watch_write(h2o_req_t *req)
+{
+    h2o_socket_t *sock;
+    conn_guard *g;
+
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return;
+    sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || (g = sock->on_close.data) == NULL)
+        return;
+    if (sock->_cb.write != NULL && sock->_cb.write != guard_on_write) {
+        g->h2o_write = sock->_cb.write;
+        sock->_cb.write = guard_on_write;
+    }
+}
+
+static void guard_on_close(void *data)
+{
+    conn_guard *g = data;
+
+    g->closed = 1;
+    g->worker->connections--;
+    g->next_dead = g->worker->dead_guards;
+    g->worker->dead_guards = g;
+}
+
+static void free_dead_guards(oe_worker *w)
+{
+    while (w->dead_guards != NULL) {
+        conn_guard *g = w->dead_guards;
+        w->dead_guards = g->next_dead;
+        free(g);
+    }
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     oe_worker *w = listener->data;
     h2o_socket_t *sock;
+    conn_guard *g;
 
     if (err != NULL)
         return;
     if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
         return;
+    if ((g = calloc(1, sizeof(*g))) == NULL) {
+        h2o_socket_close(sock);
+        return;
+    }
+    g->worker = w;
+    w->connections++;
+    sock->on_close.cb = guard_on_close;
+    sock->on_close.data = g;
     h2o_accept(&w->accept_ctx, sock);
+    g->h2o_read = sock->_cb.read;
+    guard_rearm(sock);
 }
 
 static void close_listener(oe_worker *w)
@@ -559,6 +702,7 @@ static void *worker_main(void *arg)
 
     for (;;) {
         h2o_evloop_run(w->ctx.loop, w->draining ? 50 : INT32_MAX);
+        free_dead_guards(w);
         if (!w->draining || w->pending > 0)
             continue;
         /* Nothing waits for the store any more; give the last answers a

@@ -107,9 +107,16 @@ class HttpTests(unittest.TestCase):
         self.assertEqual(r.headers["x-request-id"], "trace-1")
 
     def test_body_over_1mib_is_json_413(self):
-        big = b'{"action":"echo","nonce":"n","payload":{"s":"' + b"a" * (1024 * 1024) + b'"}}'
-        r = self.srv.post("/execute", big)
-        self.assert_json_error(r, 413, "body_too_large")
+        # The server answers as soon as it reads the declared length, before
+        # the body: send only the head, as a client with Expect would.
+        for length in (1024 * 1024 + 1, 50 * 1024 * 1024):
+            out = self.srv.raw(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                               b"application/json\r\nContent-Length: %d\r\n\r\n{" % length)
+            head, _, body = out.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 413"), out[:200])
+            self.assertIn(b"content-type: application/json", head.lower())
+            self.assertIn(b"x-request-id: ", head.lower())
+            self.assertEqual(json.loads(body)["error"], "body_too_large")
 
     def test_body_of_exactly_1mib_is_not_413(self):
         prefix = b'{"action":"echo","nonce":"n1mib","payload":{"s":"'
@@ -138,6 +145,27 @@ class HttpTests(unittest.TestCase):
         self.assertTrue(out.startswith(b"HTTP/1.1 400"), out[:200])
         self.assertIn(b"connection: close", out.lower())
         # The smuggled second request must not have been answered.
+        self.assertEqual(out.count(b"HTTP/1.1"), 1, out)
+
+    def test_conflicting_framing_later_on_a_keepalive_connection(self):
+        import socket
+        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=5)
+        try:
+            s.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = s.recv(65536)
+            self.assertTrue(first.startswith(b"HTTP/1.1 200"), first)
+            s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      b"Content-Length: 3\r\n\r\n0\r\n\r\nGET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+            out = b""
+            while True:
+                c = s.recv(65536)
+                if not c:
+                    break
+                out += c
+        finally:
+            s.close()
+        self.assertTrue(out.startswith(b"HTTP/1.1 400"), out)
+        self.assertIn(b'"error":"bad_request"', out)
         self.assertEqual(out.count(b"HTTP/1.1"), 1, out)
 
     def test_pipelined_requests_are_answered_in_order(self):
