@@ -1,0 +1,165 @@
+"""Durability and fail-closed behaviour of the store, with real faults:
+kill -9 during a burst, a full disk (a small tmpfs), a corrupt database."""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import harness
+
+
+class KillDuringBurstTests(unittest.TestCase):
+    def test_kill9_during_burst_every_answered_nonce_survives(self):
+        with tempfile.TemporaryDirectory() as d:
+            srv = harness.Server(workdir=d).start()
+            answered = {}
+            lock = threading.Lock()
+            stop = threading.Event()
+
+            def client(k):
+                i = 0
+                while not stop.is_set():
+                    nonce = "burst-%d-%d" % (k, i)
+                    i += 1
+                    try:
+                        r = srv.execute("echo", {"k": k, "i": i}, nonce=nonce, timeout=5)
+                    except Exception:
+                        return
+                    if r.status == 200:
+                        with lock:
+                            answered[nonce] = ({"k": k, "i": i}, r.body)
+
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+            for t in threads:
+                t.start()
+            time.sleep(1.5)
+            srv.proc.kill()  # SIGKILL, mid-burst
+            srv.proc.wait()
+            stop.set()
+            for t in threads:
+                t.join(10)
+            self.assertGreater(len(answered), 50, "the burst did run")
+
+            with harness.Server(workdir=d) as again:
+                for nonce, (payload, body) in sorted(answered.items()):
+                    r = again.execute("echo", payload, nonce=nonce)
+                    self.assertEqual(r.status, 200, nonce)
+                    self.assertEqual(r.body, body, nonce)
+                    self.assertEqual(r.headers.get("idempotent-replayed"), "true")
+            if not os.environ.get("OE_TEST_PG_URL"):
+                db = sqlite3.connect(os.path.join(d, "openexec.db"))
+                dup = db.execute("SELECT count(*) FROM (SELECT nonce FROM executions"
+                                 " GROUP BY nonce HAVING count(*) > 1)").fetchone()[0]
+                stored = db.execute("SELECT count(*) FROM executions WHERE CAST(nonce AS TEXT) LIKE 'burst-%'").fetchone()[0]
+                db.close()
+                self.assertEqual(dup, 0)
+                self.assertGreaterEqual(stored, len(answered))
+
+
+def mount_tmpfs(path, size):
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path],
+                       capture_output=True)
+    return r.returncode == 0
+
+
+@unittest.skipIf(os.environ.get("OE_TEST_PG_URL"), "SQLite file faults")
+class DiskFullTests(unittest.TestCase):
+    def test_disk_full_fails_closed_and_recovers(self):
+        d = tempfile.mkdtemp(prefix="oe-full-")
+        if not mount_tmpfs(d, "4m"):
+            os.rmdir(d)
+            self.skipTest("cannot mount a tmpfs here (needs root)")
+        try:
+            with harness.Server(workdir=d, threads=2) as srv:
+                first = srv.execute("echo", {"x": 1}, nonce="before-full")
+                self.assertEqual(first.status, 200)
+                filler = os.path.join(d, "filler")
+                with open(filler, "wb") as f:
+                    try:
+                        while True:
+                            f.write(b"\0" * 65536)
+                            f.flush()
+                    except OSError:
+                        pass
+                # Keep writing until the store refuses; every answer is
+                # either a durable 200 or a 503 store_unavailable.
+                answered, refused = [], None
+                for i in range(400):
+                    r = srv.execute("echo", {"blob": "z" * 8000, "i": i}, nonce="full-%d" % i)
+                    if r.status == 503:
+                        refused = r
+                        break
+                    self.assertEqual(r.status, 200, r)
+                    answered.append(("full-%d" % i, {"blob": "z" * 8000, "i": i}, r.body))
+                self.assertIsNotNone(refused, "the full disk was noticed")
+                self.assertEqual(refused.json()["error"], "store_unavailable")
+                self.assertEqual(refused.headers.get("retry-after"), "1")
+                h = srv.get("/health")
+                self.assertEqual((h.status, h.json()["status"]), (503, "degraded"))
+                self.assertEqual(srv.get("/ready").status, 503)
+                r = srv.execute("echo", {}, nonce="while-full")
+                self.assertEqual(r.status, 503)
+                # Stored answers still replay while the disk is full.
+                self.assertEqual(srv.execute("echo", {"x": 1}, nonce="before-full").body, first.body)
+
+                os.unlink(filler)
+                deadline = time.time() + 10
+                while time.time() < deadline and srv.get("/ready").status != 200:
+                    time.sleep(0.2)
+                self.assertEqual(srv.get("/ready").status, 200, "recovered by itself")
+                self.assertEqual(srv.get("/health").json()["status"], "healthy")
+                self.assertEqual(srv.execute("echo", {}, nonce="while-full").status, 200)
+                for nonce, payload, body in answered:
+                    self.assertEqual(srv.execute("echo", payload, nonce=nonce).body, body)
+        finally:
+            subprocess.run(["umount", d])
+            os.rmdir(d)
+
+
+@unittest.skipIf(os.environ.get("OE_TEST_PG_URL"), "SQLite file faults")
+class BadDatabaseFileTests(unittest.TestCase):
+    def refuses(self, content):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "openexec.db")
+            with open(path, "wb") as f:
+                f.write(content)
+            r = harness.run_cli(["serve", "--port", "0"], cwd=d, timeout=10,
+                                env={"OPENEXEC_DB_URL": "sqlite:///openexec.db"})
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(b"refusing", r.stderr)
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), content, "the file was not touched")
+
+    def test_garbage_file_is_refused_untouched(self):
+        self.refuses(b"this is not a database" * 100)
+
+    def test_truncated_database_is_refused_untouched(self):
+        with tempfile.TemporaryDirectory() as d:
+            with harness.Server(workdir=d) as srv:
+                for i in range(50):
+                    srv.execute("echo", {"i": i, "pad": "p" * 500}, nonce="t-%d" % i)
+            db = sqlite3.connect(os.path.join(d, "openexec.db"))
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
+            with open(os.path.join(d, "openexec.db"), "rb") as f:
+                data = f.read()
+        self.refuses(data[: len(data) // 2 + 100])
+
+    def test_foreign_database_is_refused_untouched(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "x.db")
+            db = sqlite3.connect(p)
+            db.execute("CREATE TABLE users(id INTEGER)")
+            db.commit()
+            db.close()
+            with open(p, "rb") as f:
+                self.refuses(f.read())
+
+
+if __name__ == "__main__":
+    harness.main()
