@@ -47,11 +47,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Largest canonical form we hash for an action_hash.  A 1 MiB body can grow
- * at most 6x under ensure_ascii (a control byte becomes \u00XX), so this
- * bound is never reached by a request that passed the HTTP layer. */
-#define CANON_HASH_BUF_MAX ((size_t)64 << 20)
-
 /* ------------------------------------------------------------------ */
 /* Strings                                                              */
 /* ------------------------------------------------------------------ */
@@ -117,24 +112,88 @@ static void put_u_escape(char *dst, uint32_t unit)
     dst[5] = hex_lower[unit & 0xf];
 }
 
-int canon_append_string(oe_buf *out, const char *s, size_t len)
+/* All output goes through a writer: a small stack chunk flushed into the
+ * oe_buf (or, for hashes, straight into SHA-256) when full and at the end.
+ * A canonical form is hundreds of tiny pieces, and one bounded append per
+ * chunk instead of per piece is most of what keeps a 1 KB canon at a few
+ * microseconds; hashing the stream needs no buffer at all. */
+typedef struct {
+    oe_buf *out; /* exactly one of out and sha is set */
+    crypto_hash_sha256_state *sha;
+    size_t n;
+    char chunk[1024];
+} writer;
+
+static void w_init(writer *w, oe_buf *out, crypto_hash_sha256_state *sha)
+{
+    w->out = out;
+    w->sha = sha;
+    w->n = 0;
+}
+
+static int w_emit(writer *w, const void *p, size_t n)
+{
+    if (w->sha != NULL)
+        return crypto_hash_sha256_update(w->sha, p, n);
+    return oe_buf_append(w->out, p, n);
+}
+
+static int w_flush(writer *w)
+{
+    size_t n = w->n;
+
+    w->n = 0;
+    return n > 0 ? w_emit(w, w->chunk, n) : 0;
+}
+
+static int w_write(writer *w, const void *p, size_t n)
+{
+    if (n > sizeof(w->chunk) - w->n) {
+        if (w_flush(w) != 0)
+            return -1;
+        if (n > sizeof(w->chunk))
+            return w_emit(w, p, n);
+    }
+    memcpy(w->chunk + w->n, p, n);
+    w->n += n;
+    return 0;
+}
+
+static int w_putc(writer *w, char c)
+{
+    if (w->n == sizeof(w->chunk) && w_flush(w) != 0)
+        return -1;
+    w->chunk[w->n++] = c;
+    return 0;
+}
+
+/* Cuts out back to `start` after a failed canon call (the oe_buf keeps its
+ * failed mark if it overflowed). */
+static void truncate_to(oe_buf *out, size_t start)
+{
+    if (out->data != NULL && out->len > start) {
+        out->len = start;
+        out->data[start] = '\0';
+    }
+}
+
+static int write_string(writer *w, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t start = out->len, i = 0, run;
+    size_t i = 0, run, n, used;
     char esc[12];
     uint32_t cp;
-    size_t n;
 
-    if (oe_buf_putc(out, '"') != 0)
-        goto fail;
+    if (w_putc(w, '"') != 0)
+        return -1;
     while (i < len) {
         /* Copy the longest run of bytes that need no escaping in one go:
          * most keys and values are plain ASCII. */
         run = i;
         while (run < len && p[run] < 0x80 && ascii_escape[p[run]] == 0)
             run++;
-        if (run > i && oe_buf_append(out, p + i, run - i) != 0)
-            goto fail;
+        if (run > i && w_write(w, p + i, run - i) != 0)
+            return -1;
         i = run;
         if (i >= len)
             break;
@@ -150,9 +209,9 @@ int canon_append_string(oe_buf *out, const char *s, size_t len)
             }
             i++;
         } else {
-            size_t used = utf8_decode(p + i, len - i, &cp);
+            used = utf8_decode(p + i, len - i, &cp);
             if (used == 0)
-                goto fail; /* not UTF-8: no Python str has these bytes */
+                return -1; /* not UTF-8: no Python str has these bytes */
             i += used;
             if (cp < 0x10000) {
                 put_u_escape(esc, cp);
@@ -164,18 +223,21 @@ int canon_append_string(oe_buf *out, const char *s, size_t len)
                 n = 12;
             }
         }
-        if (oe_buf_append(out, esc, n) != 0)
-            goto fail;
+        if (w_write(w, esc, n) != 0)
+            return -1;
     }
-    if (oe_buf_putc(out, '"') != 0)
-        goto fail;
-    return 0;
+    return w_putc(w, '"');
+}
 
-fail:
-    if (out->data != NULL && out->len > start) {
-        out->len = start;
-        out->data[start] = '\0';
-    }
+int canon_append_string(oe_buf *out, const char *s, size_t len)
+{
+    writer w;
+    size_t start = out->len;
+
+    w_init(&w, out, NULL);
+    if (write_string(&w, s, len) == 0 && w_flush(&w) == 0)
+        return 0;
+    truncate_to(out, start);
     return -1;
 }
 
@@ -183,7 +245,7 @@ fail:
 /* Numbers                                                              */
 /* ------------------------------------------------------------------ */
 
-static int append_int(oe_buf *out, json_int_t v)
+static int write_int(writer *w, json_int_t v)
 {
     char tmp[24];
     char *p = tmp + sizeof(tmp);
@@ -196,7 +258,7 @@ static int append_int(oe_buf *out, json_int_t v)
     } while (u != 0);
     if (v < 0)
         *--p = '-';
-    return oe_buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
+    return w_write(w, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 /* A decimal d1.d2d3...dn x 10^exp with 1 <= n <= 17 and d1 != 0. */
@@ -262,21 +324,122 @@ static void step_digits(decimal *dec, int dir)
     }
 }
 
+/* dec rounded to p < dec->n digits (ties to even are impossible to tell
+ * apart here, see below).  Returns -1 if the dropped digits are exactly
+ * 5000..., where rounding dec is not the same as rounding the value it was
+ * rounded from. */
+static int round_digits(const decimal *from, int p, decimal *dec)
+{
+    int i;
+
+    if (from->d[p] == '5') {
+        for (i = p + 1; i < from->n && from->d[i] == '0'; i++)
+            ;
+        if (i == from->n)
+            return -1;
+    }
+    memcpy(dec->d, from->d, (size_t)p);
+    dec->n = p;
+    dec->exp = from->exp;
+    if (from->d[p] >= '5')
+        step_digits(dec, 1);
+    return 0;
+}
+
+/* x's nearest p-digit decimal.  d17 is x's nearest 17-digit decimal; the
+ * p-digit rounding of x equals that of d17 unless a p-digit midpoint (a
+ * 17-digit decimal ending in 50...0) lies between x and d17, and since d17
+ * is the 17-digit decimal closest to x, such a midpoint can only be d17
+ * itself; then ask printf. */
+static void nearest_from(double x, const decimal *d17, int p, decimal *dec)
+{
+    if (round_digits(d17, p, dec) != 0)
+        nearest_digits(x, p, dec);
+}
+
 /* Does some p-digit decimal read back as x?  If so, dec gets the one
  * closest to x.  The set of decimals that read back as x is an interval
  * around x, so if any p-digit decimal is in it, the nearest p-digit decimal
  * on one side of x is; the nearest of all is tried first, then its
- * neighbour on the other side of x. */
-static int fits_in_digits(double x, int p, decimal *dec)
+ * neighbour on the other side of x.  d17 may be NULL. */
+static int fits_in_digits(double x, const decimal *d17, int p, decimal *dec)
 {
     double v;
 
-    nearest_digits(x, p, dec);
+    if (d17 != NULL)
+        nearest_from(x, d17, p, dec);
+    else
+        nearest_digits(x, p, dec);
     v = decimal_value(dec);
     if (v == x)
         return 1;
     step_digits(dec, v > x ? -1 : 1);
     return decimal_value(dec) == x;
+}
+
+static void strip_zeros(decimal *dec)
+{
+    while (dec->n > 1 && dec->d[dec->n - 1] == '0')
+        dec->n--;
+}
+
+/* Sets dec to the digits of m (1 <= m < 2^53) times 10^shift. */
+static void integer_digits(uint64_t m, int shift, decimal *dec)
+{
+    char tmp[20];
+    int n = 0;
+
+    while (m != 0) {
+        tmp[n++] = (char)('0' + m % 10);
+        m /= 10;
+    }
+    for (dec->n = 0; dec->n < n; dec->n++)
+        dec->d[dec->n] = tmp[n - 1 - dec->n];
+    dec->exp = n - 1 + shift;
+    strip_zeros(dec);
+}
+
+#define TWO_POW_53 9007199254740992.0
+
+/* The common case without libc: does x equal m / 10^k or m * 10^k with an
+ * integer m < 2^53 and k <= 22?  Both factors are then exact doubles, so
+ * one IEEE division or multiplication is correctly rounded exactly like
+ * strtod("m e-k") (Clinger's fast path): the test below is exact.  A hit
+ * with at most 15 significant digits is the shortest (see shortest_digits);
+ * anything else is left to the general path. */
+static int short_decimal(double x, decimal *dec)
+{
+#if FLT_EVAL_METHOD == 0
+    static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    double m;
+    int k;
+
+    if (x < TWO_POW_53) {
+        for (k = 0; k <= 22; k++) {
+            m = nearbyint(x * pow10[k]);
+            if (m >= TWO_POW_53)
+                break;
+            if (m >= 1.0 && m / pow10[k] == x) {
+                integer_digits((uint64_t)m, -k, dec);
+                return dec->n <= 15;
+            }
+        }
+        return 0;
+    }
+    for (k = 1; k <= 22; k++) {
+        m = nearbyint(x / pow10[k]);
+        if (m < TWO_POW_53 && m * pow10[k] == x) {
+            integer_digits((uint64_t)m, k, dec);
+            return dec->n <= 15;
+        }
+    }
+#else
+    (void)x;
+    (void)dec;
+#endif
+    return 0;
 }
 
 /* Python's repr digits for finite x > 0 (David Gay's dtoa mode 0): the
@@ -285,44 +448,50 @@ static int fits_in_digits(double x, int p, decimal *dec)
  * "Some p-digit decimal reads back as x" is monotone in p (a p-digit
  * decimal is also a (p+1)-digit one), so the shortest p can be searched.
  * For normal doubles most of the search is skipped: a decimal of at most
- * 15 significant digits survives the trip through a double (DBL_DIG), so if
- * any decimal of <= 15 digits reads back as x it is x's 15-digit rounding
- * with its trailing zeros removed, and one printf + one strtod decide the
- * common case (values that were typed as short decimals).  Otherwise the
- * answer has 16 or 17 digits, and 17 always suffice.  Subnormals have less
- * precision than DBL_DIG assumes, so they get a plain binary search. */
+ * 15 significant digits survives the trip through a double (DBL_DIG), so at
+ * most one decimal of <= 15 digits (without trailing zeros) reads back as
+ * x, and if there is one it is x's 15-digit rounding.  So:
+ *   1. short_decimal finds it with a few multiplications in the common
+ *      case (values typed as short decimals);
+ *   2. else one printf gives the 17-digit rounding, from which the 15- and
+ *      16-digit candidates are derived and checked with strtod;
+ *   3. else the 17 digits are the answer (17 always suffice).
+ * Subnormals have less precision than DBL_DIG assumes, so they get a plain
+ * binary search over p. */
 static void shortest_digits(double x, decimal *dec)
 {
+    decimal d17;
     int lo = 1, hi = 17, mid;
 
     if (x >= DBL_MIN) {
-        nearest_digits(x, 15, dec);
-        while (dec->n > 1 && dec->d[dec->n - 1] == '0')
-            dec->n--;
+        if (short_decimal(x, dec))
+            return;
+        nearest_digits(x, 17, &d17);
+        nearest_from(x, &d17, 15, dec);
+        strip_zeros(dec);
         if (decimal_value(dec) == x)
             return;
-        if (fits_in_digits(x, 16, dec))
+        if (fits_in_digits(x, &d17, 16, dec))
             return;
-        nearest_digits(x, 17, dec);
+        *dec = d17;
         return;
     }
     while (lo < hi) {
         mid = (lo + hi) / 2;
-        if (fits_in_digits(x, mid, dec))
+        if (fits_in_digits(x, NULL, mid, dec))
             hi = mid;
         else
             lo = mid + 1;
     }
-    if (!fits_in_digits(x, lo, dec))
+    if (!fits_in_digits(x, NULL, lo, dec))
         nearest_digits(x, 17, dec); /* unreachable: 17 digits always fit */
-    while (dec->n > 1 && dec->d[dec->n - 1] == '0')
-        dec->n--;
+    strip_zeros(dec);
 }
 
 /* float.__repr__: fixed notation when the decimal exponent is in [-4, 16)
  * (integral values get ".0"), else d.ddde+XX with at least two exponent
  * digits. */
-static int append_real(oe_buf *out, double x)
+static int write_real(writer *w, double x)
 {
     char tmp[64];
     char *p = tmp;
@@ -337,7 +506,7 @@ static int append_real(oe_buf *out, double x)
     }
     if (x == 0.0) {
         memcpy(p, "0.0", 3);
-        return oe_buf_append(out, tmp, (size_t)(p - tmp) + 3);
+        return w_write(w, tmp, (size_t)(p - tmp) + 3);
     }
     shortest_digits(x, &dec);
     if (dec.exp >= 16 || dec.exp < -4) {
@@ -367,7 +536,7 @@ static int append_real(oe_buf *out, double x)
         memcpy(p, dec.d, (size_t)dec.n);
         p += dec.n;
     }
-    return oe_buf_append(out, tmp, (size_t)(p - tmp));
+    return w_write(w, tmp, (size_t)(p - tmp));
 }
 
 /* ------------------------------------------------------------------ */
@@ -419,9 +588,9 @@ typedef struct {
     size_t key_sep_len;
 } separators;
 
-static int append_value(oe_buf *out, const json_t *v, const separators *sep, int depth);
+static int write_value(writer *w, const json_t *v, const separators *sep, int depth);
 
-static int append_object(oe_buf *out, const json_t *obj, const separators *sep, int depth)
+static int write_object(writer *w, const json_t *obj, const separators *sep, int depth)
 {
     member small[16];
     member *m = small;
@@ -432,7 +601,7 @@ static int append_object(oe_buf *out, const json_t *obj, const separators *sep, 
     int rc = -1;
 
     if (n == 0)
-        return oe_buf_append(out, "{}", 2);
+        return w_write(w, "{}", 2);
     if (n > sizeof(small) / sizeof(small[0])) {
         m = malloc(n * sizeof(*m));
         if (m == NULL)
@@ -449,17 +618,17 @@ static int append_object(oe_buf *out, const json_t *obj, const separators *sep, 
         i++;
     }
     sort_members(m, i);
-    if (oe_buf_putc(out, '{') != 0)
+    if (w_putc(w, '{') != 0)
         goto done;
     for (k = 0; k < i; k++) {
-        if (k > 0 && oe_buf_append(out, sep->item_sep, sep->item_sep_len) != 0)
+        if (k > 0 && w_write(w, sep->item_sep, sep->item_sep_len) != 0)
             goto done;
-        if (canon_append_string(out, m[k].key, m[k].len) != 0 ||
-            oe_buf_append(out, sep->key_sep, sep->key_sep_len) != 0 ||
-            append_value(out, m[k].value, sep, depth) != 0)
+        if (write_string(w, m[k].key, m[k].len) != 0 ||
+            w_write(w, sep->key_sep, sep->key_sep_len) != 0 ||
+            write_value(w, m[k].value, sep, depth) != 0)
             goto done;
     }
-    rc = oe_buf_putc(out, '}');
+    rc = w_putc(w, '}');
 
 done:
     if (m != small)
@@ -467,45 +636,45 @@ done:
     return rc;
 }
 
-static int append_array(oe_buf *out, const json_t *arr, const separators *sep, int depth)
+static int write_array(writer *w, const json_t *arr, const separators *sep, int depth)
 {
     size_t n = json_array_size(arr), i;
 
-    if (oe_buf_putc(out, '[') != 0)
+    if (w_putc(w, '[') != 0)
         return -1;
     for (i = 0; i < n; i++) {
-        if (i > 0 && oe_buf_append(out, sep->item_sep, sep->item_sep_len) != 0)
+        if (i > 0 && w_write(w, sep->item_sep, sep->item_sep_len) != 0)
             return -1;
-        if (append_value(out, json_array_get(arr, i), sep, depth) != 0)
+        if (write_value(w, json_array_get(arr, i), sep, depth) != 0)
             return -1;
     }
-    return oe_buf_putc(out, ']');
+    return w_putc(w, ']');
 }
 
 /* depth = number of containers around v; v itself counts if it is one. */
-static int append_value(oe_buf *out, const json_t *v, const separators *sep, int depth)
+static int write_value(writer *w, const json_t *v, const separators *sep, int depth)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         if (depth >= CANON_MAX_DEPTH)
             return -1;
-        return append_object(out, v, sep, depth + 1);
+        return write_object(w, v, sep, depth + 1);
     case JSON_ARRAY:
         if (depth >= CANON_MAX_DEPTH)
             return -1;
-        return append_array(out, v, sep, depth + 1);
+        return write_array(w, v, sep, depth + 1);
     case JSON_STRING:
-        return canon_append_string(out, json_string_value(v), json_string_length(v));
+        return write_string(w, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
-        return append_int(out, json_integer_value(v));
+        return write_int(w, json_integer_value(v));
     case JSON_REAL:
-        return append_real(out, json_real_value(v));
+        return write_real(w, json_real_value(v));
     case JSON_TRUE:
-        return oe_buf_append(out, "true", 4);
+        return w_write(w, "true", 4);
     case JSON_FALSE:
-        return oe_buf_append(out, "false", 5);
+        return w_write(w, "false", 5);
     case JSON_NULL:
-        return oe_buf_append(out, "null", 4);
+        return w_write(w, "null", 4);
     }
     return -1;
 }
@@ -515,15 +684,14 @@ int canon_append(oe_buf *out, const json_t *value, canon_style style)
     static const separators compact = {",", 1, ":", 1};
     static const separators spaced = {", ", 2, ": ", 2};
     size_t start = out->len;
+    writer w;
 
+    w_init(&w, out, NULL);
     if (value != NULL &&
-        append_value(out, value, style == CANON_COMPACT ? &compact : &spaced, 0) == 0 &&
-        !out->failed)
+        write_value(&w, value, style == CANON_COMPACT ? &compact : &spaced, 0) == 0 &&
+        w_flush(&w) == 0)
         return 0;
-    if (out->data != NULL && out->len > start) {
-        out->len = start;
-        out->data[start] = '\0';
-    }
+    truncate_to(out, start);
     return -1;
 }
 
@@ -874,11 +1042,14 @@ static int is_unsupported(const json_error_t *jerr)
     }
 }
 
+/* "Unsupported JSON: <what> [<token>] at line L column C".  jansson quotes
+ * the offending token (if at most 20 bytes long) as " near '<token>'". */
 static void set_unsupported(oe_error *err, const json_error_t *jerr)
 {
     const char *near = strstr(jerr->text, " near '");
-    char what[JSON_ERROR_TEXT_LENGTH * 4 + 8];
+    char token[JSON_ERROR_TEXT_LENGTH], what[JSON_ERROR_TEXT_LENGTH * 4 + 8] = "";
     const char *reason;
+    size_t n;
 
     switch (json_error_code(jerr)) {
     case json_error_duplicate_key:
@@ -886,35 +1057,33 @@ static void set_unsupported(oe_error *err, const json_error_t *jerr)
         break;
     case json_error_numeric_overflow:
         reason = jerr->text[0] == 't' ? "integer outside the 64-bit range"
-                                      : "number does not fit a double";
+                                      : "number outside the range of a double";
         break;
     case json_error_null_byte_in_key:
-        reason = "\\u0000 inside an object key";
+        reason = "\\u0000 inside the object key";
         break;
     case json_error_stack_overflow:
-        near = NULL;
-        reason = "nesting deeper than 64 levels";
-        break;
+        /* jansson's own limit (2048) was hit; its position says nothing */
+        oe_error_set(err, 422, "unsupported_json",
+                     "Unsupported JSON: nesting deeper than %d levels", CANON_MAX_DEPTH);
+        return;
     default:
-        reason = "lone surrogate escape";
+        reason = "lone surrogate escape in";
         break;
     }
     if (near != NULL) {
-        /* " near '<token>'": report the token (without jansson's quotes) */
-        char token[JSON_ERROR_TEXT_LENGTH];
-        size_t n = strlen(near + 7);
+        n = strlen(near + 7);
         if (n > 0 && near[7 + n - 1] == '\'')
-            n--;
+            n--; /* jansson's closing quote */
         if (n >= sizeof(token))
             n = sizeof(token) - 1;
         memcpy(token, near + 7, n);
         token[n] = '\0';
-        sanitize(what, sizeof(what), token);
-        oe_error_set(err, 422, "unsupported_json", "Unsupported JSON: %s %s at line %d column %d",
-                     reason, what, jerr->line, jerr->column);
-    } else {
-        oe_error_set(err, 422, "unsupported_json", "Unsupported JSON: %s", reason);
+        what[0] = ' ';
+        sanitize(what + 1, sizeof(what) - 1, token);
     }
+    oe_error_set(err, 422, "unsupported_json", "Unsupported JSON: %s%s at line %d column %d",
+                 reason, what, jerr->line, jerr->column);
 }
 
 int canon_parse(const char *body, size_t len, json_t **out, oe_error *err)
@@ -1010,30 +1179,30 @@ void canon_sha256_hex(const void *data, size_t len, char out_hex[65])
 int canon_action_hash(const char *action, size_t action_len, const json_t *payload,
                       char out_hex[65])
 {
-    oe_buf b;
-    int rc = -1;
+    static const separators compact = {",", 1, ":", 1};
+    crypto_hash_sha256_state st;
+    unsigned char h[crypto_hash_sha256_BYTES];
+    writer w;
 
-    /* {"action":A,"payload":P} written by hand: "action" < "payload", and
-     * the wrapper must not count against the payload's depth budget. */
-    oe_buf_init(&b, CANON_HASH_BUF_MAX);
-    if (oe_buf_append(&b, "{\"action\":", 10) != 0 ||
-        canon_append_string(&b, action, action_len) != 0 ||
-        oe_buf_append(&b, ",\"payload\":", 11) != 0)
-        goto done;
+    /* {"action":A,"payload":P} written by hand ("action" < "payload") and
+     * streamed into SHA-256; the wrapper does not count against the
+     * payload's depth budget. */
+    crypto_hash_sha256_init(&st);
+    w_init(&w, NULL, &st);
+    if (w_write(&w, "{\"action\":", 10) != 0 || write_string(&w, action, action_len) != 0 ||
+        w_write(&w, ",\"payload\":", 11) != 0)
+        return -1;
     if (payload == NULL || json_is_null(payload)) {
-        if (oe_buf_append(&b, "{}", 2) != 0)
-            goto done;
-    } else if (canon_append(&b, payload, CANON_COMPACT) != 0) {
-        goto done;
+        if (w_write(&w, "{}", 2) != 0)
+            return -1;
+    } else if (write_value(&w, payload, &compact, 0) != 0) {
+        return -1;
     }
-    if (oe_buf_putc(&b, '}') != 0)
-        goto done;
-    canon_sha256_hex(b.data, b.len, out_hex);
-    rc = 0;
-
-done:
-    oe_buf_free(&b);
-    return rc;
+    if (w_putc(&w, '}') != 0 || w_flush(&w) != 0)
+        return -1;
+    crypto_hash_sha256_final(&st, h);
+    to_hex(h, sizeof(h), out_hex);
+    return 0;
 }
 
 int canon_legacy_receipt(const char *exec_id, const char *result_json, size_t result_json_len,
