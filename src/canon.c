@@ -29,16 +29,18 @@
  *      - strings escaped exactly as Python's ensure_ascii encoder does;
  *      - reals printed as Python's float repr: the shortest digit string
  *        that reads back as the same double, the closest one to the value
- *        when several are that short (shortest_digits below explains how
- *        this is derived from glibc's correctly rounded printf/strtod);
- *      - output goes into a bounded oe_buf; on any failure the buffer is
- *        cut back to where this call started.
+ *        when several are that short (shortest_digits below explains how:
+ *        exact IEEE arithmetic for values that are short decimals, else
+ *        glibc's correctly rounded printf/strtod);
+ *      - containers nest at most CANON_MAX_DEPTH deep (recursion bound);
+ *      - output goes through a stack chunk into a bounded oe_buf; on any
+ *        failure the buffer is cut back to where this call started.
  *
- * The hashes (action_hash, legacy receipt) are SHA-256 via libsodium.
+ * The hashes (action_hash, legacy receipt) are SHA-256 via libsodium;
+ * action_hash streams the canonical form into the hash without a buffer.
  */
 #include "canon.h"
 
-#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <sodium.h>
@@ -324,10 +326,9 @@ static void step_digits(decimal *dec, int dir)
     }
 }
 
-/* dec rounded to p < dec->n digits (ties to even are impossible to tell
- * apart here, see below).  Returns -1 if the dropped digits are exactly
- * 5000..., where rounding dec is not the same as rounding the value it was
- * rounded from. */
+/* Rounds `from` to its first p digits (p < from->n), half up.  Returns -1
+ * when the dropped digits are exactly 50...0: whether that half came from
+ * rounding a value below or above it is unknown here. */
 static int round_digits(const decimal *from, int p, decimal *dec)
 {
     int i;
@@ -410,18 +411,18 @@ static void integer_digits(uint64_t m, int shift, decimal *dec)
 static int short_decimal(double x, decimal *dec)
 {
 #if FLT_EVAL_METHOD == 0
-    static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    static const double exact_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                           1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                           1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     double m;
     int k;
 
     if (x < TWO_POW_53) {
         for (k = 0; k <= 22; k++) {
-            m = nearbyint(x * pow10[k]);
+            m = nearbyint(x * exact_pow10[k]);
             if (m >= TWO_POW_53)
                 break;
-            if (m >= 1.0 && m / pow10[k] == x) {
+            if (m >= 1.0 && m / exact_pow10[k] == x) {
                 integer_digits((uint64_t)m, -k, dec);
                 return dec->n <= 15;
             }
@@ -429,8 +430,8 @@ static int short_decimal(double x, decimal *dec)
         return 0;
     }
     for (k = 1; k <= 22; k++) {
-        m = nearbyint(x / pow10[k]);
-        if (m < TWO_POW_53 && m * pow10[k] == x) {
+        m = nearbyint(x / exact_pow10[k]);
+        if (m < TWO_POW_53 && m * exact_pow10[k] == x) {
             integer_digits((uint64_t)m, k, dec);
             return dec->n <= 15;
         }
