@@ -4,21 +4,24 @@
  *   parse -> nonce lookup -> allow-list -> registry -> approval -> run ->
  *   record -> answer
  *
- * Every step either passes the request on or ends it with the SPEC's status
- * and code.  Only "record" writes; everything before it is a pure function
- * of the request, the configuration and a read of the store, which is why
- * the lookup can run on the event loop and only the record step waits for
- * the writer thread.
+ * Every step either passes the request on or settles its outcome: replayed,
+ * denied, rejected, or executed.  Only "record" writes, and every settled
+ * attempt is recorded: the store appends its receipt to the log in the same
+ * transaction as the nonce state it reports, and the answer (which carries
+ * the signed receipt) is sent only after that commit.  Bodies that are not a
+ * well-formed request, and 503s, are answered at once and get no receipt:
+ * there is nothing to attribute them to, or nothing could be recorded.
  *
  * Exactly once for built-ins: built-ins are pure, so a request runs its
  * action first and claims the nonce and records the result in one
  * transaction.  Two concurrent requests with one nonce may both compute the
- * (identical, pure) result, but the database takes only the first row; the
- * second learns at commit time that the nonce is taken and is answered as a
- * replay of the first, or as nonce_reused when it asked for something else.
+ * (identical, pure) result, but the database keeps only the first claim;
+ * the store tells the second at commit time (on_conflict), and it becomes a
+ * replay of the first, or nonce_reused when it asked for something else.
  *
- * Replays are answered from the stored bytes of the first answer (status
- * and body), so they are byte-identical to it, with Idempotent-Replayed.
+ * Replays are answered from the stored bytes of the first answer, so they
+ * are byte-identical to it, with Idempotent-Replayed; the replay itself is
+ * still recorded as an attempt.
  */
 #include "execute.h"
 
@@ -32,6 +35,7 @@
 #include "util.h"
 
 #define RESPONSE_MAX (4 * 1024 * 1024)
+#define HEAD_MAX (RESPONSE_MAX + 64 * 1024)
 
 struct execute_env {
     const oe_config *cfg;
@@ -42,9 +46,8 @@ struct execute_env {
 struct execute_job {
     execute_env *env;
     oe_request req;
-    char exec_id[37];
     approval_verified approval;
-    oe_buf response;
+    store_execution found; /* the nonce's execution, when the lookup found one */
     store_item item;
     void (*done)(void *cookie);
     void *cookie;
@@ -72,7 +75,7 @@ void execute_env_destroy(execute_env *env)
     free(env);
 }
 
-static void store_unavailable(oe_answer *ans)
+static void answer_store_unavailable(oe_answer *ans)
 {
     oe_error err;
 
@@ -81,81 +84,126 @@ static void store_unavailable(oe_answer *ans)
     answer_error(ans, &err);
 }
 
-/* The nonce is already taken by `ex` (SPEC 3.2).  approval_id: this
- * request's verified approval when the caller already ran the full checks,
- * else NULL and the replay checks run here. */
-static void answer_existing(const execute_env *env, const oe_request *req,
-                            const store_execution *ex, const char *approval_id, oe_answer *ans)
+/* ---- settling an attempt ------------------------------------------------- */
+
+/* A denial or rejection: the error body, with the attempt's id, ends in its
+ * signed receipt.  403s are denials; the other refusals are rejections. */
+static void settle_error(execute_job *job, const oe_error *err)
 {
-    approval_verified av = {0};
+    store_item *item = &job->item;
+
+    item->status = err->status;
+    item->replay_of = NULL;
+    item->receipt.outcome = err->status == 403 ? "denied" : "rejected";
+    item->receipt.status = err->status;
+    item->receipt.error = err->code;
+    item->receipt.result_sha256[0] = '\0';
+    oe_buf_reset(&item->head);
+    oe_buf_putc(&item->head, '{');
+    answer_append_error_members(&item->head, err);
+    oe_buf_printf(&item->head, ",\"id\":\"%s\",\"signed_receipt\":", item->receipt.exec_id);
+}
+
+/* A replay: the stored answer of `ex`, recorded as a replayed attempt. */
+static void settle_replay(execute_job *job, const store_execution *ex)
+{
+    store_item *item = &job->item;
+
+    item->replay_of = ex;
+    item->status = ex->status;
+    memcpy(item->receipt.exec_id, ex->exec_id, sizeof(item->receipt.exec_id));
+    item->receipt.outcome = "replayed";
+    item->receipt.status = ex->status;
+    memcpy(item->receipt.result_sha256, ex->result_sha256, sizeof(ex->result_sha256));
+    item->receipt.error = ex->error[0] ? ex->error : NULL;
+}
+
+/* The nonce is already taken by `ex` (SPEC 3.2).  approval_id: this
+ * request's verified approval when the full checks already ran (a conflict
+ * found at commit time), else NULL and the replay checks run here. */
+static void settle_existing(execute_job *job, const store_execution *ex, const char *approval_id)
+{
+    const execute_env *env = job->env;
     oe_error err;
 
-    if (strcmp(ex->action_hash, req->action_hash) != 0) {
+    if (strcmp(ex->action_hash, job->req.action_hash) != 0) {
         oe_error_set(&err, 422, "nonce_reused", "Nonce already used for a different request");
-        goto deny;
+        goto refuse;
     }
     if (env->cfg->mode == OE_MODE_CLAWSHIELD) {
         if (approval_id == NULL) {
-            if (approval_check(req->artifact, req->action_hash, &env->policy, oe_now_us(),
-                               APPROVAL_REPLAY, &av, &err) != 0)
-                goto deny;
-            approval_id = av.approval_id;
+            if (approval_check(job->req.artifact, job->req.action_hash, &env->policy,
+                               oe_now_us(), APPROVAL_REPLAY, &job->approval, &err) != 0)
+                goto refuse;
+            approval_id = job->approval.approval_id;
         }
         if (ex->approval_id == NULL || strcmp(ex->approval_id, approval_id) != 0) {
             oe_error_set(&err, 403, "approval_mismatch",
                          "Approval mismatch: this nonce was executed under another approval");
-            goto deny;
+            goto refuse;
         }
     }
     if (ex->state == EXEC_STATE_RUNNING) {
         oe_error_set(&err, 409, "request_in_progress",
                      "A request with this nonce is still in progress");
-        goto deny;
+        goto refuse;
     }
     if (ex->state == EXEC_STATE_UNKNOWN) {
         oe_error_set(&err, 409, "outcome_unknown",
                      "Outcome unknown: the server stopped while this nonce's action was running");
-        goto deny;
+        goto refuse;
     }
-    ans->status = ex->status;
-    ans->body = malloc(ex->response_len + 1);
-    if (ans->body == NULL) {
-        oe_error_set(&err, 503, "busy", "Out of memory");
-        goto deny;
-    }
-    memcpy(ans->body, ex->response, ex->response_len);
-    ans->body_len = ex->response_len;
-    ans->replayed = 1;
-    approval_verified_free(&av);
+    settle_replay(job, ex);
     return;
-
-deny:
-    approval_verified_free(&av);
-    answer_error(ans, &err);
+refuse:
+    settle_error(job, &err);
 }
 
-/* The Compat success body: {"id","action","result","approved","receipt"}. */
-static int build_success(execute_job *job, const json_t *result)
+/* The Compat success body up to its signed receipt:
+ * {"id","action","result","approved","receipt","signed_receipt": */
+static int settle_executed(execute_job *job, const json_t *result)
 {
+    store_item *item = &job->item;
     oe_buf result_json;
     char receipt[65];
-    oe_buf *b = &job->response;
+    int rc = -1;
 
     oe_buf_init(&result_json, RESPONSE_MAX);
     if (canon_append(&result_json, result, CANON_SPACED) != 0 ||
-        canon_legacy_receipt(job->exec_id, result_json.data, result_json.len, receipt) != 0) {
-        oe_buf_free(&result_json);
-        return -1;
-    }
+        canon_legacy_receipt(item->receipt.exec_id, result_json.data, result_json.len,
+                             receipt) != 0)
+        goto out;
+    canon_sha256_hex(result_json.data, result_json.len, item->receipt.result_sha256);
+    item->status = 200;
+    item->receipt.outcome = "executed";
+    item->receipt.status = 200;
+    item->receipt.error = NULL;
+    oe_buf_printf(&item->head, "{\"id\":\"%s\",\"action\":", item->receipt.exec_id);
+    canon_append_string(&item->head, job->req.action, job->req.action_len);
+    oe_buf_puts(&item->head, ",\"result\":");
+    canon_append(&item->head, result, CANON_COMPACT);
+    oe_buf_printf(&item->head, ",\"approved\":true,\"receipt\":\"%s\",\"signed_receipt\":",
+                  receipt);
+    rc = item->head.failed ? -1 : 0;
+out:
     oe_buf_free(&result_json);
+    return rc;
+}
 
-    oe_buf_init(b, RESPONSE_MAX);
-    oe_buf_printf(b, "{\"id\":\"%s\",\"action\":", job->exec_id);
-    canon_append_string(b, job->req.action, job->req.action_len);
-    oe_buf_puts(b, ",\"result\":");
-    canon_append(b, result, CANON_COMPACT);
-    oe_buf_printf(b, ",\"approved\":true,\"receipt\":\"%s\"}", receipt);
-    return b->failed ? -1 : 0;
+/* Writer thread, inside the transaction: the claim lost a race. */
+static void on_conflict(store_item *item)
+{
+    execute_job *job = item->cookie;
+    oe_error err;
+
+    item->kind = STORE_ITEM_ATTEMPT;
+    if (item->result == STORE_APPROVAL_USED) {
+        oe_error_set(&err, 403, "approval_already_used",
+                     "Approval artifact already used: an approval authorizes one execution");
+        settle_error(job, &err);
+        return;
+    }
+    settle_existing(job, &item->existing, job->approval.approval_id);
 }
 
 static void on_recorded(store_item *item)
@@ -169,28 +217,27 @@ static void job_free(execute_job *job)
 {
     request_free(&job->req);
     approval_verified_free(&job->approval);
-    oe_buf_free(&job->response);
+    store_execution_free(&job->found);
+    store_execution_free(&job->item.existing);
+    oe_buf_free(&job->item.head);
+    oe_buf_free(&job->item.prefix);
+    free(job->item.note);
     free(job);
 }
 
-static void submit(execute_job *job, const action_def *def)
+static void init_receipt(execute_job *job)
 {
-    store_item *item = &job->item;
+    receipt_fields *rf = &job->item.receipt;
 
-    item->nonce = job->req.nonce;
-    item->nonce_len = job->req.nonce_len;
-    item->exec_id = job->exec_id;
-    item->action = actions_name(def);
-    item->action_hash = job->req.action_hash;
-    item->approval_id = job->approval.approval_id;
-    item->approval_msg_sha256 = job->approval.signature_ok ? job->approval.message_sha256 : NULL;
-    item->status = 200;
-    item->response = job->response.data;
-    item->response_len = job->response.len;
-    item->on_done = on_recorded;
-    item->cookie = job;
-    store_submit(job->env->st, item);
+    oe_uuid4(rf->exec_id);
+    receipt_stamp(rf);
+    rf->action = job->req.action;
+    rf->action_len = job->req.action_len;
+    memcpy(rf->action_hash, job->req.action_hash, sizeof(rf->action_hash));
+    canon_sha256_hex(job->req.nonce, job->req.nonce_len, rf->nonce_sha256);
 }
+
+/* ---- the pipeline -------------------------------------------------------- */
 
 int execute_begin(execute_env *env, store_reader *rd, const char *body, size_t len,
                   void (*done)(void *cookie), void *cookie, execute_job **jobp, oe_answer *ans)
@@ -198,7 +245,6 @@ int execute_begin(execute_env *env, store_reader *rd, const char *body, size_t l
     const oe_config *cfg = env->cfg;
     execute_job *job = calloc(1, sizeof(*job));
     const action_def *def;
-    store_execution ex;
     json_t *result = NULL;
     oe_error err;
     int rc;
@@ -212,68 +258,89 @@ int execute_begin(execute_env *env, store_reader *rd, const char *body, size_t l
     job->env = env;
     job->done = done;
     job->cookie = cookie;
+    oe_buf_init(&job->item.head, HEAD_MAX);
+    oe_buf_init(&job->item.prefix, HEAD_MAX + 64 * 1024);
 
-    /* parse */
+    /* parse: bodies that are not a well-formed request get no receipt */
     if (request_parse(body, len, &job->req, &err) != 0) {
-        free(job);
         answer_error(ans, &err);
-        return EXECUTE_ANSWERED;
+        goto answered;
     }
-    oe_buf_init(&job->response, RESPONSE_MAX);
+    init_receipt(job);
+    job->item.kind = STORE_ITEM_ATTEMPT;
 
     /* nonce lookup */
-    rc = store_find_execution(rd, job->req.nonce, job->req.nonce_len, &ex);
+    rc = store_find_execution(rd, job->req.nonce, job->req.nonce_len, &job->found);
     if (rc == STORE_ERROR) {
-        store_unavailable(ans);
+        answer_store_unavailable(ans);
         goto answered;
     }
     if (rc == STORE_OK) {
-        answer_existing(env, &job->req, &ex, NULL, ans);
-        store_execution_free(&ex);
-        goto answered;
+        settle_existing(job, &job->found, NULL);
+        goto record;
     }
 
     /* allow-list */
     if (!config_action_allowed(cfg, job->req.action, job->req.action_len)) {
         oe_error_set(&err, 403, "action_not_allowed",
                      "Action '%s' is not in the execution allow-list", job->req.action);
-        goto deny;
+        goto refuse;
     }
 
     /* registry */
     if ((def = actions_find(job->req.action, job->req.action_len)) == NULL) {
         oe_error_set(&err, 400, "unknown_action", "Unknown action: %s", job->req.action);
-        goto deny;
+        goto refuse;
     }
 
     /* approval */
     if (cfg->mode == OE_MODE_CLAWSHIELD &&
         approval_check(job->req.artifact, job->req.action_hash, &env->policy, oe_now_us(),
                        APPROVAL_FULL, &job->approval, &err) != 0)
-        goto deny;
+        goto refuse;
 
     /* run (fail closed: nothing runs that could not be recorded) */
     if (!store_writable(env->st)) {
-        store_unavailable(ans);
+        answer_store_unavailable(ans);
         goto answered;
     }
     if (actions_run(def, job->req.payload, &result, &err) != 0)
-        goto deny;
-    oe_uuid4(job->exec_id);
-    rc = build_success(job, result);
+        goto refuse;
+    rc = settle_executed(job, result);
     json_decref(result);
     if (rc != 0) {
         oe_error_set(&err, 503, "busy", "Out of memory building the answer");
-        goto deny;
+        answer_error(ans, &err);
+        goto answered;
     }
+    job->item.kind = STORE_ITEM_EXECUTION;
+    job->item.nonce = job->req.nonce;
+    job->item.nonce_len = job->req.nonce_len;
+    job->item.action_hash = job->req.action_hash;
+    goto record;
 
-    /* record; the answer follows the commit (execute_finish) */
+refuse:
+    settle_error(job, &err);
+
+record:
+    /* The receipt names the approval only once its signature verified. */
+    if (job->approval.signature_ok) {
+        job->item.receipt.approval_id = job->approval.approval_id;
+        job->item.approval_id = job->approval.approval_id;
+        if (job->item.kind == STORE_ITEM_EXECUTION)
+            job->item.approval_msg_sha256 = job->approval.message_sha256;
+    }
+    if (!store_writable(env->st) || job->item.head.failed) {
+        answer_store_unavailable(ans);
+        goto answered;
+    }
+    job->item.on_conflict = on_conflict;
+    job->item.on_done = on_recorded;
+    job->item.cookie = job;
     *jobp = job;
-    submit(job, def);
+    store_submit(env->st, &job->item);
     return EXECUTE_PENDING;
 
-deny:
-    answer_error(ans, &err);
 answered:
     job_free(job);
     return EXECUTE_ANSWERED;
@@ -281,25 +348,14 @@ answered:
 
 void execute_finish(execute_job *job, oe_answer *ans)
 {
-    oe_error err;
+    store_item *item = &job->item;
 
-    switch (job->item.result) {
-    case STORE_COMMITTED:
-        answer_take(ans, 200, &job->response);
-        break;
-    case STORE_NONCE_TAKEN:
-        answer_existing(job->env, &job->req, &job->item.existing, job->approval.approval_id, ans);
-        store_execution_free(&job->item.existing);
-        break;
-    case STORE_APPROVAL_USED:
-        oe_error_set(&err, 403, "approval_already_used",
-                     "Approval artifact already used: an approval authorizes one execution");
-        answer_error(ans, &err);
-        break;
-    case STORE_FAILED:
-    default:
-        store_unavailable(ans);
-        break;
+    if (item->result == STORE_FAILED || item->note == NULL) {
+        answer_store_unavailable(ans);
+    } else {
+        receipt_finish_answer(ans, item->status, item->prefix.data, item->prefix.len,
+                              item->note, item->note_len);
+        ans->replayed = item->replay_of != NULL;
     }
     job_free(job);
 }

@@ -59,7 +59,9 @@
 #include "buf.h"
 #include "canon.h"
 #include "execute.h"
+#include "keys.h"
 #include "log.h"
+#include "log_api.h"
 #include "receipt.h"
 #include "store.h"
 #include "util.h"
@@ -95,6 +97,8 @@ struct oe_server {
     const oe_config *cfg;
     store *st;
     execute_env *env;
+    keys_private receipt_key; /* signs this instance's log checkpoints */
+    char origin[300];
     h2o_globalconf_t globalconf;
     int listen_fd;
     int nworkers;
@@ -332,11 +336,121 @@ static void handle_version(oe_server *srv, h2o_req_t *req, const char *rid, oe_a
     answer_buf(ans, 200, &b);
 }
 
+/* ---- the receipt log ----------------------------------------------------- */
+
+static oe_worker *worker_of(h2o_req_t *req)
+{
+    return container_of(req->conn->ctx, oe_worker, ctx);
+}
+
+static log_api_ctx log_ctx(oe_server *srv, h2o_req_t *req)
+{
+    log_api_ctx c = {srv->st, worker_of(req)->reader, &srv->receipt_key};
+    return c;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The decoded value of query parameter `name` (pool memory), or NULL. */
+static const char *query_param(h2o_req_t *req, const char *name)
+{
+    size_t nlen = strlen(name), i, j;
+    const char *q, *end;
+
+    if (req->query_at == SIZE_MAX)
+        return NULL;
+    q = req->path.base + req->query_at + 1;
+    end = req->path.base + req->path.len;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - q) >= nlen + 1 && memcmp(q, name, nlen) == 0 && q[nlen] == '=') {
+            const char *v = q + nlen + 1;
+            size_t vlen = (size_t)(stop - v);
+            char *out = h2o_mem_alloc_pool(&req->pool, vlen + 1);
+            for (i = 0, j = 0; i < vlen; i++) {
+                if (v[i] == '%' && i + 2 < vlen && hex_value(v[i + 1]) >= 0 &&
+                    hex_value(v[i + 2]) >= 0) {
+                    out[j++] = (char)(hex_value(v[i + 1]) * 16 + hex_value(v[i + 2]));
+                    i += 2;
+                } else {
+                    out[j++] = v[i] == '+' ? ' ' : v[i];
+                }
+            }
+            out[j] = '\0';
+            return out;
+        }
+        q = stop + 1;
+    }
+    return NULL;
+}
+
 static void handle_receipts_verify(oe_server *srv, h2o_req_t *req, const char *rid,
                                    oe_answer *ans)
 {
-    (void)srv, (void)rid;
-    receipt_verify_request(req->entity.base, req->entity.len, ans);
+    log_api_ctx c = log_ctx(srv, req);
+
+    (void)rid;
+    receipt_verify_request(req->entity.base, req->entity.len, log_api_key_lookup, &c, ans);
+}
+
+static void handle_checkpoint(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
+{
+    log_api_ctx c = log_ctx(srv, req);
+
+    (void)rid;
+    log_api_checkpoint(&c, query_param(req, "log"), ans);
+}
+
+static void handle_export(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
+{
+    log_api_ctx c = log_ctx(srv, req);
+
+    (void)rid;
+    log_api_export(&c, query_param(req, "log"), query_param(req, "from"),
+                   query_param(req, "limit"), ans);
+}
+
+static void handle_consistency(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
+{
+    log_api_ctx c = log_ctx(srv, req);
+
+    (void)rid;
+    log_api_consistency(&c, query_param(req, "log"), query_param(req, "old"),
+                        query_param(req, "new"), ans);
+}
+
+static void handle_key(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
+{
+    log_api_ctx c = log_ctx(srv, req);
+
+    (void)rid;
+    log_api_key(&c, ans);
+}
+
+#define RECEIPT_PREFIX "/receipts/"
+
+static void handle_receipt_by_id(oe_server *srv, h2o_req_t *req, const char *rid,
+                                 oe_answer *ans)
+{
+    log_api_ctx c = log_ctx(srv, req);
+    size_t plen = sizeof(RECEIPT_PREFIX) - 1;
+    size_t idlen = req->path_normalized.len - plen;
+    char *id = h2o_mem_alloc_pool(&req->pool, idlen + 1);
+
+    (void)rid;
+    memcpy(id, req->path_normalized.base + plen, idlen);
+    id[idlen] = '\0';
+    log_api_receipt(&c, id, ans);
 }
 
 /* ---- POST /execute ------------------------------------------------------ */
@@ -422,7 +536,14 @@ static const route routes[] = {
     {"/version", "GET", handle_version, 0},
     {"/execute", "POST", NULL, 1},
     {"/receipts/verify", "POST", handle_receipts_verify, 0},
+    {"/receipts/key", "GET", handle_key, 0},
+    {"/receipts", "GET", handle_export, 0},
+    {"/checkpoint", "GET", handle_checkpoint, 0},
+    {"/log/consistency", "GET", handle_consistency, 0},
 };
+
+/* /receipts/{exec_id}: any other path under /receipts/. */
+static const route receipt_by_id_route = {RECEIPT_PREFIX, "GET", handle_receipt_by_id, 0};
 
 static int method_is(const h2o_req_t *req, const char *m)
 {
@@ -455,6 +576,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             break;
         }
     }
+    if (r == NULL && req->path_normalized.len > sizeof(RECEIPT_PREFIX) - 1 &&
+        memcmp(req->path_normalized.base, RECEIPT_PREFIX, sizeof(RECEIPT_PREFIX) - 1) == 0 &&
+        memchr(req->path_normalized.base + sizeof(RECEIPT_PREFIX) - 1, '/',
+               req->path_normalized.len - (sizeof(RECEIPT_PREFIX) - 1)) == NULL)
+        r = &receipt_by_id_route;
     if (r == NULL) {
         send_error(req, 404, "not_found", "Not Found", rid, NULL);
         return 0;
@@ -854,9 +980,22 @@ int server_run(const oe_config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (store_open(cfg, &srv.st, why, sizeof(why)) != 0) {
-        oe_log("error", "cannot open the store: %s", why);
+    if (keys_load_or_create_private(cfg->receipt_key_path, &srv.receipt_key, why,
+                                    sizeof(why)) != 0) {
+        oe_log("error", "receipt key %s: %s", cfg->receipt_key_path, why);
         return 1;
+    }
+    if (cfg->log_origin)
+        snprintf(srv.origin, sizeof(srv.origin), "%s", cfg->log_origin);
+    else
+        snprintf(srv.origin, sizeof(srv.origin), "openexec/%s", srv.receipt_key.key_id);
+    {
+        store_log_identity id = {srv.origin, &srv.receipt_key};
+        if (store_open(cfg, &id, &srv.st, why, sizeof(why)) != 0) {
+            oe_log("error", "cannot open the store: %s", why);
+            keys_private_wipe(&srv.receipt_key);
+            return 1;
+        }
     }
     if (execute_env_create(cfg, srv.st, &srv.env, why, sizeof(why)) != 0) {
         oe_log("error", "%s", why);
@@ -885,8 +1024,8 @@ int server_run(const oe_config *cfg)
         }
     }
     if (started == srv.nworkers) {
-        oe_log("info", "listening on %s:%d (mode %s, %d event loops)", cfg->host,
-               bound_port(srv.listen_fd), config_mode_name(cfg->mode), srv.nworkers);
+        oe_log("info", "listening on %s:%d (mode %s, %d event loops, log %s)", cfg->host,
+               bound_port(srv.listen_fd), config_mode_name(cfg->mode), srv.nworkers, srv.origin);
         wait_for_signal();
         rc = 0;
     }
@@ -904,6 +1043,7 @@ out:
     if (srv.env)
         execute_env_destroy(srv.env);
     store_close(srv.st);
+    keys_private_wipe(&srv.receipt_key);
     if (rc == 0)
         oe_log("info", "stopped cleanly");
     free(srv.workers);

@@ -1,26 +1,33 @@
 /*
- * store.h - the storage interface: nonces, executions, approvals used.
+ * store.h - the storage interface: nonces, executions, single-use approvals
+ * and this instance's receipt log.
  *
  * Two sides with different rules:
  *
- *  - Readers (one store_reader per event-loop thread) look executions up by
- *    nonce.  They never wait behind the writer (SQLite WAL snapshots,
- *    PostgreSQL MVCC).
+ *  - Readers (one store_reader per event-loop thread) look things up: an
+ *    execution by nonce, log nodes for proofs, receipts for export.  They
+ *    never wait behind the writer (SQLite WAL snapshots, PostgreSQL MVCC).
  *
  *  - One writer thread owns every write.  Callers hand it store_item values
  *    with store_submit; it takes everything queued, applies the items in one
- *    transaction (each item in its own savepoint, so one item's conflict
- *    never undoes another's work), commits durably (WAL + synchronous=FULL),
- *    and only then calls each item's on_done.  Nothing is acknowledged before
- *    its commit: that is the durability promise, and group commit is what
- *    makes it cheap (one fsync for many requests).
+ *    transaction (each in its own savepoint, so one item's conflict never
+ *    undoes another's work), appends one receipt per item to the Merkle log,
+ *    commits durably, signs one checkpoint for the new tree head, and only
+ *    then calls each item's on_done.  Nothing is acknowledged before its
+ *    commit, and one fsync and one signature serve the whole batch.
  *
- * Exactly once rests on the database, not on the callers: an execution row
- * is keyed by its nonce, and an approval is used up by two unique keys (the
- * SHA-256 of its signed message, and its approval_id), in the same
- * transaction as the execution that uses it.
+ * Every item is an attempt and appends exactly one receipt, in the same
+ * transaction as the nonce state it reports (SPEC 5.2).  An execution item
+ * also claims its nonce and records its answer, so that a replay can be
+ * answered byte for byte.
  *
- * The store knows nothing of HTTP; execute.c turns results into answers.
+ * Answers end with their signed receipt, and the checkpoint inside it exists
+ * only after the commit.  So the store keeps each answer as a *prefix* (all
+ * bytes up to the checkpoint string) plus the tree head it is proven
+ * against; the full answer is prefix + note + "}}", where the note is the
+ * deterministic Ed25519 signature of that tree head (store_checkpoint_note).
+ *
+ * The store knows nothing of HTTP; execute.c decides what answers say.
  */
 #ifndef OE_STORE_H
 #define OE_STORE_H
@@ -28,7 +35,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "config.h"
+#include "keys.h"
+#include "receipt.h"
 
 typedef struct store store;
 typedef struct store_reader store_reader;
@@ -46,22 +56,43 @@ typedef struct store_execution {
     char action_hash[65];
     char *approval_id; /* malloc'd; NULL when no approval */
     exec_state state;
-    int status;     /* HTTP status of the first answer */
-    char *response; /* malloc'd first answer body */
+    int status;            /* HTTP status of the first answer */
+    char *response;        /* malloc'd answer prefix (see above) */
     size_t response_len;
+    uint64_t tree_size;    /* the tree head the first answer is proven against */
+    uint8_t tree_root[32];
+    char result_sha256[65]; /* "" when none */
+    char error[48];         /* stable code of the first answer, "" when none */
 } store_execution;
 
 void store_execution_free(store_execution *ex);
 
-/* Opens (creating or migrating the schema) and starts the writer thread.
- * 0 on success; -1 with a reason that never contains a password. */
-int store_open(const oe_config *cfg, store **out, char *why, size_t why_len);
-/* Finishes every queued item, stops the writer, closes.  Readers must be
- * closed first. */
+/* Who this instance's log is: its origin and the key that signs it. */
+typedef struct store_log_identity {
+    const char *origin;
+    const keys_private *key;
+} store_log_identity;
+
+/* Opens (creating or migrating the schema), takes the lease on this
+ * instance's log, and starts the writer thread.  0 on success; -1 with a
+ * reason that never contains a password. */
+int store_open(const oe_config *cfg, const store_log_identity *log, store **out, char *why,
+               size_t why_len);
+/* Finishes every queued item, releases the lease, stops the writer, closes.
+ * Readers must be closed first. */
 void store_close(store *st);
 /* 1 when the last write (or write probe) succeeded.  While 0, the writer
  * probes the database every second and flips back by itself. */
 int store_writable(store *st);
+
+/* The latest signed checkpoint of this instance's log (malloc'd copy). */
+char *store_latest_checkpoint(store *st, size_t *len, uint64_t *size);
+/* The signed note for a tree head of this instance's log: the same bytes
+ * every time (Ed25519 is deterministic); recent ones are cached. */
+int store_checkpoint_note(store *st, uint64_t size, const uint8_t root[32], oe_buf *note);
+const char *store_log_origin(const store *st);
+
+/* ---- readers ------------------------------------------------------------ */
 
 store_reader *store_reader_open(store *st, char *why, size_t why_len);
 void store_reader_close(store_reader *rd);
@@ -70,33 +101,84 @@ void store_reader_close(store_reader *rd);
 int store_find_execution(store_reader *rd, const char *nonce, size_t nonce_len,
                          store_execution *out);
 
+/* A log of the database, by origin; NULL origin = this instance's. */
+typedef struct store_log_info {
+    int64_t log_id;
+    char origin[256];
+    unsigned char public_key[32];
+    uint64_t size;        /* size of its latest signed checkpoint */
+    char *checkpoint;     /* malloc'd latest signed checkpoint; NULL if none */
+    size_t checkpoint_len;
+} store_log_info;
+
+int store_find_log(store_reader *rd, const char *origin, store_log_info *out);
+void store_log_info_free(store_log_info *info);
+
+/* Node source for tlog proofs over one log (ctx: a store_node_ctx). */
+typedef struct store_node_ctx {
+    store_reader *rd;
+    int64_t log_id;
+} store_node_ctx;
+int store_get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32]);
+
+/* The first receipt carrying exec_id, in any log: its log, seq and JSON. */
+int store_find_receipt(store_reader *rd, const char *exec_id, int64_t *log_id, uint64_t *seq,
+                       oe_buf *receipt);
+/* Appends receipts seq >= from (at most limit) as JSON lines. */
+int store_export_receipts(store_reader *rd, int64_t log_id, uint64_t from, uint64_t limit,
+                          oe_buf *out);
+
+/* ---- the writer --------------------------------------------------------- */
+
 typedef enum {
-    STORE_COMMITTED,         /* the item's rows are durable */
-    STORE_NONCE_TAKEN,       /* another execution holds the nonce: see existing */
-    STORE_APPROVAL_USED,     /* the approval was used by another execution */
-    STORE_FAILED             /* nothing written: the database refused */
+    STORE_ITEM_ATTEMPT,  /* a receipt only (denied, rejected, replayed) */
+    STORE_ITEM_EXECUTION /* claim the nonce, record the answer, and a receipt */
+} store_item_kind;
+
+typedef enum {
+    STORE_COMMITTED,     /* the item's rows are durable */
+    STORE_NONCE_TAKEN,   /* another execution holds the nonce: see existing */
+    STORE_APPROVAL_USED, /* the approval was used by another execution */
+    STORE_FAILED         /* nothing written: the database refused */
 } store_result;
 
 typedef struct store_item store_item;
 struct store_item {
-    /* in: the execution to record (borrowed until on_done) */
+    store_item_kind kind;
+
+    /* EXECUTION: the execution to record (borrowed until on_done) */
     const char *nonce;
     size_t nonce_len;
-    const char *exec_id;
-    const char *action;
     const char *action_hash;
     const char *approval_id;                  /* NULL when none */
     const unsigned char *approval_msg_sha256; /* 32 bytes, NULL when none */
+
+    /* The receipt of this attempt (log and seq are the writer's).  On a
+     * conflict, on_conflict rewrites it to what really happened. */
+    receipt_fields receipt;
+
+    /* The answer: `head` is its JSON up to and including "signed_receipt":
+     * (the writer appends this item's signed receipt to it).  When
+     * `replay_of` is set instead, the answer is that stored execution's. */
+    oe_buf head;
     int status;
-    const char *response;
-    size_t response_len;
+    const store_execution *replay_of;
 
     /* out: filled by the writer before on_done */
     store_result result;
-    store_execution existing; /* STORE_NONCE_TAKEN only; the caller frees */
+    store_execution existing; /* STORE_NONCE_TAKEN only */
+    uint64_t seq;
+    oe_buf prefix;     /* the answer without its checkpoint note */
+    uint64_t tree_size; /* the tree head the answer is proven against */
+    uint8_t tree_root[32];
+    char *note; /* malloc'd signed checkpoint of that head */
+    size_t note_len;
 
-    /* Called on the writer thread after the commit (or the failure).  The
-     * item belongs to the caller again from then on. */
+    /* Writer thread, inside the transaction, when the nonce was taken or
+     * the approval used: must update receipt/head/status/replay_of. */
+    void (*on_conflict)(store_item *item);
+    /* Writer thread, after the commit (or the failure).  The item belongs
+     * to the caller again from then on. */
     void (*on_done)(store_item *item);
     void *cookie;
 

@@ -1,11 +1,21 @@
 /*
  * store_backend.h - what a database must provide to sit behind store.h.
  *
- * store.c owns the queue, the writer thread, group commit and the health
- * probe; a backend only knows how to run one transaction's statements.  The
- * writer calls begin, then apply for each queued item, then commit; if any
- * call fails the whole batch is rolled back and every item reports
- * STORE_FAILED (nothing is half-written).
+ * store.c owns the queue, the writer thread, group commit, the Merkle
+ * frontier, proofs for a batch, checkpoint signing and the health probe; a
+ * backend only runs statements.  The writer calls begin, then for each item
+ * claim (executions only) / append_receipt / put_node / complete, then
+ * commit; if any call fails the whole batch is rolled back and every item
+ * reports STORE_FAILED (nothing is half-written).
+ *
+ * Tables (see store_sqlite.c for the reference schema):
+ *   executions(nonce PK, exec_id, action_hash, approval_id, state, status,
+ *              response, tree_size, tree_root, result_sha256, error, ...)
+ *   approvals_used(message_sha256 PK, approval_id UNIQUE, nonce, used_us)
+ *   logs(log_id PK, origin UNIQUE, public_key, lease_holder, lease_expires_us,
+ *        checkpoint, checkpoint_size)
+ *   receipts(log_id, seq, exec_id, body; PK (log_id, seq))
+ *   tlog_nodes(log_id, level, idx, hash; PK (log_id, level, idx))
  */
 #ifndef OE_STORE_BACKEND_H
 #define OE_STORE_BACKEND_H
@@ -15,23 +25,59 @@
 #include "config.h"
 #include "store.h"
 
+typedef struct store_lease {
+    const char *origin;
+    const unsigned char *public_key; /* 32 bytes */
+    const char *holder;              /* this instance: "host:pid:uuid" */
+    int64_t now_us, expires_us;
+    /* 1 when another holder is provably gone (same host, process dead or
+     * an earlier incarnation of this pid): its lease need not run out. */
+    int (*holder_is_stale)(const char *holder);
+} store_lease;
+
 typedef struct store_backend_ops {
     /* The writer's connection (opened on the caller's thread, then used only
      * by the writer thread).  Creates or migrates the schema. */
     void *(*open_writer)(const oe_config *cfg, char *why, size_t why_len);
     void (*close_writer)(void *db);
+
+    /* Takes (or renews) the lease on a log, creating the log's row the first
+     * time; refuses when another live holder has it or the key differs.
+     * Fills log_id and the log's current size (number of receipts). */
+    int (*take_lease)(void *db, const store_lease *lease, int64_t *log_id, uint64_t *size,
+                      char *why, size_t why_len);
+    int (*release_lease)(void *db, int64_t log_id, const char *holder);
+
     int (*begin)(void *db);
-    /* Applies one item inside the open transaction; sets item->result.
-     * Returns -1 only for database failures (the batch is then rolled back). */
-    int (*apply)(void *db, store_item *item);
     int (*commit)(void *db);
     void (*rollback)(void *db);
+    /* Claims the nonce for an execution item and uses up its approval, in a
+     * savepoint; sets item->result (and item->existing when taken).
+     * Returns -1 only for database failures. */
+    int (*claim)(void *db, store_item *item, const char *exec_id, const char *action);
+    /* Reads an execution by nonce inside the writer's transaction. */
+    int (*find_execution_w)(void *db, const char *nonce, size_t nonce_len, store_execution *out);
+    /* Records the answer prefix of a claimed execution. */
+    int (*complete)(void *db, const store_item *item);
+    int (*append_receipt)(void *db, int64_t log_id, uint64_t seq, const char *exec_id,
+                          const char *body, size_t len);
+    int (*put_node)(void *db, int64_t log_id, unsigned level, uint64_t index,
+                    const uint8_t hash[32]);
+    int (*get_node_w)(void *db, int64_t log_id, unsigned level, uint64_t index, uint8_t out[32]);
+    int (*save_checkpoint)(void *db, int64_t log_id, uint64_t size, const char *note,
+                           size_t len);
     /* A tiny durable write, to learn whether the database is writable again. */
     int (*probe)(void *db);
 
     void *(*open_reader)(const oe_config *cfg, char *why, size_t why_len);
     void (*close_reader)(void *rd);
     int (*find_execution)(void *rd, const char *nonce, size_t nonce_len, store_execution *out);
+    int (*find_log)(void *rd, const char *origin, store_log_info *out);
+    int (*get_node)(void *rd, int64_t log_id, unsigned level, uint64_t index, uint8_t out[32]);
+    int (*find_receipt)(void *rd, const char *exec_id, int64_t *log_id, uint64_t *seq,
+                        oe_buf *receipt);
+    int (*export_receipts)(void *rd, int64_t log_id, uint64_t from, uint64_t limit,
+                           oe_buf *out);
 } store_backend_ops;
 
 extern const store_backend_ops store_sqlite_ops;

@@ -30,7 +30,7 @@
 #define BUSY_TIMEOUT_MS 5000
 
 static const char *const MIGRATIONS[] = {
-    /* 0 -> 1: nonces, executions and single-use approvals. */
+    /* 0 -> 1: nonces, executions, single-use approvals, the receipt logs. */
     "CREATE TABLE executions ("
     "  nonce BLOB PRIMARY KEY,"
     "  exec_id TEXT NOT NULL UNIQUE,"
@@ -40,6 +40,10 @@ static const char *const MIGRATIONS[] = {
     "  state INTEGER NOT NULL,"
     "  status INTEGER NOT NULL,"
     "  response BLOB NOT NULL,"
+    "  tree_size INTEGER NOT NULL,"
+    "  tree_root BLOB,"
+    "  result_sha256 TEXT,"
+    "  error TEXT,"
     "  created_us INTEGER NOT NULL"
     ");"
     "CREATE TABLE approvals_used ("
@@ -48,25 +52,34 @@ static const char *const MIGRATIONS[] = {
     "  nonce BLOB NOT NULL,"
     "  used_us INTEGER NOT NULL"
     ");"
+    "CREATE TABLE logs ("
+    "  log_id INTEGER PRIMARY KEY,"
+    "  origin TEXT NOT NULL UNIQUE,"
+    "  public_key BLOB NOT NULL,"
+    "  lease_holder TEXT,"
+    "  lease_expires_us INTEGER NOT NULL DEFAULT 0,"
+    "  checkpoint TEXT,"
+    "  checkpoint_size INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE TABLE receipts ("
+    "  log_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  exec_id TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  PRIMARY KEY (log_id, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX receipts_by_exec_id ON receipts(exec_id);"
+    "CREATE TABLE tlog_nodes ("
+    "  log_id INTEGER NOT NULL,"
+    "  level INTEGER NOT NULL,"
+    "  idx INTEGER NOT NULL,"
+    "  hash BLOB NOT NULL,"
+    "  PRIMARY KEY (log_id, level, idx)"
+    ") WITHOUT ROWID;"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "INSERT INTO meta(key, value) VALUES ('application', 'openexec');",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
-
-typedef struct sqlite_writer {
-    sqlite3 *db;
-    sqlite3_stmt *begin, *commit, *rollback;
-    sqlite3_stmt *savepoint, *release, *rollback_to;
-    sqlite3_stmt *insert_execution, *insert_approval, *find, *probe;
-} sqlite_writer;
-
-typedef struct sqlite_reader {
-    sqlite3 *db;
-    sqlite3_stmt *find;
-} sqlite_reader;
-
-static const char FIND_SQL[] = "SELECT exec_id, action_hash, approval_id, state, status, response"
-                               " FROM executions WHERE nonce = ?1";
 
 static int exec_sql(sqlite3 *db, const char *sql, char *why, size_t why_len)
 {
@@ -142,38 +155,102 @@ fail:
     return -1;
 }
 
-static int prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql, char *why, size_t why_len)
+
+/* Statements, prepared once per connection.  Writer and readers share the
+ * read statements' SQL so they cannot drift. */
+enum {
+    W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
+    W_INSERT_EXECUTION, W_INSERT_APPROVAL, W_COMPLETE, W_INSERT_RECEIPT, W_INSERT_NODE,
+    W_FIND_EXECUTION, W_GET_NODE, W_FIND_LOG, W_INSERT_LOG, W_UPDATE_LEASE, W_RELEASE_LEASE,
+    W_LOG_SIZE, W_SAVE_CHECKPOINT, W_PROBE, W_COUNT
+};
+enum { R_FIND_EXECUTION, R_GET_NODE, R_FIND_LOG, R_FIND_RECEIPT, R_EXPORT, R_COUNT };
+
+#define SQL_FIND_EXECUTION                                                                     \
+    "SELECT exec_id, action_hash, approval_id, state, status, response, tree_size, tree_root," \
+    " result_sha256, error FROM executions WHERE nonce = ?1"
+#define SQL_GET_NODE "SELECT hash FROM tlog_nodes WHERE log_id = ?1 AND level = ?2 AND idx = ?3"
+#define SQL_FIND_LOG                                                                           \
+    "SELECT log_id, public_key, lease_holder, lease_expires_us, checkpoint, checkpoint_size"  \
+    " FROM logs WHERE origin = ?1"
+
+static const char *const WRITER_SQL[W_COUNT] = {
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_SAVEPOINT] = "SAVEPOINT item",
+    [W_RELEASE] = "RELEASE item",
+    [W_ROLLBACK_TO] = "ROLLBACK TO item",
+    [W_INSERT_EXECUTION] =
+        "INSERT OR IGNORE INTO executions(nonce, exec_id, action, action_hash, approval_id,"
+        " state, status, response, tree_size, tree_root, result_sha256, error, created_us)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, x'', 0, NULL, ?8, ?9, ?10)",
+    [W_INSERT_APPROVAL] =
+        "INSERT OR IGNORE INTO approvals_used(message_sha256, approval_id, nonce, used_us)"
+        " VALUES (?1, ?2, ?3, ?4)",
+    [W_COMPLETE] = "UPDATE executions SET response = ?2, tree_size = ?3, tree_root = ?4"
+                   " WHERE nonce = ?1",
+    [W_INSERT_RECEIPT] = "INSERT INTO receipts(log_id, seq, exec_id, body) VALUES (?1, ?2, ?3, ?4)",
+    [W_INSERT_NODE] = "INSERT INTO tlog_nodes(log_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)",
+    [W_FIND_EXECUTION] = SQL_FIND_EXECUTION,
+    [W_GET_NODE] = SQL_GET_NODE,
+    [W_FIND_LOG] = SQL_FIND_LOG,
+    [W_INSERT_LOG] = "INSERT INTO logs(origin, public_key, lease_holder, lease_expires_us)"
+                     " VALUES (?1, ?2, ?3, ?4)",
+    [W_UPDATE_LEASE] = "UPDATE logs SET lease_holder = ?2, lease_expires_us = ?3 WHERE log_id = ?1",
+    [W_RELEASE_LEASE] = "UPDATE logs SET lease_expires_us = 0 WHERE log_id = ?1 AND lease_holder = ?2",
+    [W_LOG_SIZE] = "SELECT COALESCE(MAX(seq) + 1, 0) FROM receipts WHERE log_id = ?1",
+    [W_SAVE_CHECKPOINT] = "UPDATE logs SET checkpoint = ?2, checkpoint_size = ?3 WHERE log_id = ?1",
+    [W_PROBE] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', ?1)",
+};
+
+static const char *const READER_SQL[R_COUNT] = {
+    [R_FIND_EXECUTION] = SQL_FIND_EXECUTION,
+    [R_GET_NODE] = SQL_GET_NODE,
+    [R_FIND_LOG] = SQL_FIND_LOG,
+    [R_FIND_RECEIPT] = "SELECT log_id, seq, body FROM receipts WHERE exec_id = ?1"
+                       " ORDER BY log_id, seq LIMIT 1",
+    [R_EXPORT] = "SELECT body FROM receipts WHERE log_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+};
+
+typedef struct sqlite_conn {
+    sqlite3 *db;
+    size_t count;
+    sqlite3_stmt *st[W_COUNT];
+} sqlite_conn;
+
+static int prepare_all(sqlite_conn *c, const char *const *sql, size_t n, char *why,
+                       size_t why_len)
 {
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
-        snprintf(why, why_len, "prepare: %s", sqlite3_errmsg(db));
-        return -1;
+    size_t i;
+
+    c->count = n;
+    for (i = 0; i < n; i++) {
+        if (sqlite3_prepare_v3(c->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->st[i], NULL) !=
+            SQLITE_OK) {
+            snprintf(why, why_len, "prepare: %s", sqlite3_errmsg(c->db));
+            return -1;
+        }
     }
     return 0;
 }
 
-static void close_writer(void *p)
+static void close_conn(void *p)
 {
-    sqlite_writer *w = p;
+    sqlite_conn *c = p;
+    size_t i;
 
-    if (w == NULL)
+    if (c == NULL)
         return;
-    sqlite3_finalize(w->begin);
-    sqlite3_finalize(w->commit);
-    sqlite3_finalize(w->rollback);
-    sqlite3_finalize(w->savepoint);
-    sqlite3_finalize(w->release);
-    sqlite3_finalize(w->rollback_to);
-    sqlite3_finalize(w->insert_execution);
-    sqlite3_finalize(w->insert_approval);
-    sqlite3_finalize(w->find);
-    sqlite3_finalize(w->probe);
-    sqlite3_close(w->db);
-    free(w);
+    for (i = 0; i < c->count; i++)
+        sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    free(c);
 }
 
 static void *open_writer(const oe_config *cfg, char *why, size_t why_len)
 {
-    sqlite_writer *w = calloc(1, sizeof(*w));
+    sqlite_conn *w = calloc(1, sizeof(*w));
     char err[256] = "";
     int version = 0;
 
@@ -195,32 +272,14 @@ static void *open_writer(const oe_config *cfg, char *why, size_t why_len)
     }
     if (exec_sql(w->db, "PRAGMA journal_mode=WAL", err, sizeof(err)) != 0 ||
         exec_sql(w->db, "PRAGMA synchronous=FULL", err, sizeof(err)) != 0 ||
-        migrate(w->db, version, err, sizeof(err)) != 0)
-        goto fail;
-    if (prepare(w->db, &w->begin, "BEGIN IMMEDIATE", err, sizeof(err)) ||
-        prepare(w->db, &w->commit, "COMMIT", err, sizeof(err)) ||
-        prepare(w->db, &w->rollback, "ROLLBACK", err, sizeof(err)) ||
-        prepare(w->db, &w->savepoint, "SAVEPOINT item", err, sizeof(err)) ||
-        prepare(w->db, &w->release, "RELEASE item", err, sizeof(err)) ||
-        prepare(w->db, &w->rollback_to, "ROLLBACK TO item", err, sizeof(err)) ||
-        prepare(w->db, &w->insert_execution,
-                "INSERT OR IGNORE INTO executions(nonce, exec_id, action, action_hash,"
-                " approval_id, state, status, response, created_us)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                err, sizeof(err)) ||
-        prepare(w->db, &w->insert_approval,
-                "INSERT OR IGNORE INTO approvals_used(message_sha256, approval_id, nonce, used_us)"
-                " VALUES (?1, ?2, ?3, ?4)",
-                err, sizeof(err)) ||
-        prepare(w->db, &w->find, FIND_SQL, err, sizeof(err)) ||
-        prepare(w->db, &w->probe,
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', ?1)", err, sizeof(err)))
+        migrate(w->db, version, err, sizeof(err)) != 0 ||
+        prepare_all(w, WRITER_SQL, W_COUNT, err, sizeof(err)) != 0)
         goto fail;
     return w;
 
 fail:
     snprintf(why, why_len, "%s: %s", cfg->sqlite_path, err);
-    close_writer(w);
+    close_conn(w);
     return NULL;
 }
 
@@ -230,46 +289,65 @@ static int step_done(sqlite3_stmt *st)
     int rc = sqlite3_step(st);
 
     sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Steps a one-row query; STORE_OK leaves the row readable until reset. */
+static int step_row(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_ROW)
+        return STORE_OK;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? STORE_NOT_FOUND : STORE_ERROR;
+}
+
+static void done_row(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
 }
 
 static int writer_begin(void *p)
 {
-    return step_done(((sqlite_writer *)p)->begin);
+    return step_done(((sqlite_conn *)p)->st[W_BEGIN]);
 }
 
 static int writer_commit(void *p)
 {
-    return step_done(((sqlite_writer *)p)->commit);
+    return step_done(((sqlite_conn *)p)->st[W_COMMIT]);
 }
 
 static void writer_rollback(void *p)
 {
-    sqlite_writer *w = p;
+    sqlite_conn *w = p;
 
     /* A failed COMMIT may already have rolled back; then this is a no-op. */
     if (!sqlite3_get_autocommit(w->db))
-        step_done(w->rollback);
+        step_done(w->st[W_ROLLBACK]);
 }
 
-/* Reads one execution row from a prepared FIND_SQL statement already bound. */
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+/* Reads one execution row from a bound SQL_FIND_EXECUTION statement. */
 static int read_execution(sqlite3_stmt *st, store_execution *out)
 {
-    int rc = sqlite3_step(st);
-    const void *blob;
+    int rc = step_row(st);
     const unsigned char *text;
+    const void *blob;
 
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
-        return STORE_NOT_FOUND;
-    }
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return STORE_ERROR;
-    }
-    snprintf(out->exec_id, sizeof(out->exec_id), "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(out->action_hash, sizeof(out->action_hash), "%s",
-             (const char *)sqlite3_column_text(st, 1));
+    if (rc != STORE_OK)
+        return rc;
+    copy_text(out->exec_id, sizeof(out->exec_id), st, 0);
+    copy_text(out->action_hash, sizeof(out->action_hash), st, 1);
     text = sqlite3_column_text(st, 2);
     out->approval_id = text ? strdup((const char *)text) : NULL;
     out->state = (exec_state)sqlite3_column_int(st, 3);
@@ -277,142 +355,355 @@ static int read_execution(sqlite3_stmt *st, store_execution *out)
     blob = sqlite3_column_blob(st, 5);
     out->response_len = (size_t)sqlite3_column_bytes(st, 5);
     out->response = malloc(out->response_len + 1);
+    out->tree_size = (uint64_t)sqlite3_column_int64(st, 6);
+    if (sqlite3_column_bytes(st, 7) == 32)
+        memcpy(out->tree_root, sqlite3_column_blob(st, 7), 32);
+    copy_text(out->result_sha256, sizeof(out->result_sha256), st, 8);
+    copy_text(out->error, sizeof(out->error), st, 9);
     if (out->response == NULL || (text != NULL && out->approval_id == NULL)) {
-        sqlite3_reset(st);
+        done_row(st);
         store_execution_free(out);
         return STORE_ERROR;
     }
     if (out->response_len)
         memcpy(out->response, blob, out->response_len);
     out->response[out->response_len] = '\0';
-    sqlite3_reset(st);
+    done_row(st);
     return STORE_OK;
 }
 
-static int bind_nonce(sqlite3_stmt *st, int idx, const char *nonce, size_t len)
+static void bind_nonce(sqlite3_stmt *st, int idx, const char *nonce, size_t len)
 {
-    return sqlite3_bind_blob(st, idx, nonce, (int)len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, idx, nonce, (int)len, SQLITE_STATIC);
 }
 
-static int writer_apply(void *p, store_item *item)
+static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
 {
-    sqlite_writer *w = p;
-    sqlite3_stmt *st = w->insert_execution;
+    if (s != NULL && s[0] != '\0')
+        sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
+static int writer_find_execution(void *p, const char *nonce, size_t nonce_len,
+                                 store_execution *out);
+
+static int writer_claim(void *p, store_item *item, const char *exec_id, const char *action)
+{
+    sqlite_conn *w = p;
+    sqlite3_stmt *st = w->st[W_INSERT_EXECUTION];
     int64_t now = oe_now_us();
 
-    if (step_done(w->savepoint) != 0)
+    if (step_done(w->st[W_SAVEPOINT]) != 0)
         return -1;
     bind_nonce(st, 1, item->nonce, item->nonce_len);
-    sqlite3_bind_text(st, 2, item->exec_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, item->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, exec_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, action, (int)item->receipt.action_len, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, item->action_hash, -1, SQLITE_STATIC);
-    if (item->approval_id)
-        sqlite3_bind_text(st, 5, item->approval_id, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 5);
+    bind_text_or_null(st, 5, item->approval_id);
     sqlite3_bind_int(st, 6, EXEC_STATE_DONE);
     sqlite3_bind_int(st, 7, item->status);
-    sqlite3_bind_blob(st, 8, item->response, (int)item->response_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, now);
+    bind_text_or_null(st, 8, item->receipt.result_sha256);
+    bind_text_or_null(st, 9, item->receipt.error);
+    sqlite3_bind_int64(st, 10, now);
     if (step_done(st) != 0)
-        goto fail;
-    sqlite3_clear_bindings(st);
+        return -1;
 
     if (sqlite3_changes(w->db) == 0) {
         /* The nonce was taken, by an earlier batch or earlier in this one. */
-        bind_nonce(w->find, 1, item->nonce, item->nonce_len);
-        if (read_execution(w->find, &item->existing) != STORE_OK)
-            goto fail;
+        if (writer_find_execution(w, item->nonce, item->nonce_len, &item->existing) != STORE_OK)
+            return -1;
         item->result = STORE_NONCE_TAKEN;
-        return step_done(w->release);
+        return step_done(w->st[W_RELEASE]);
     }
-
     if (item->approval_msg_sha256 != NULL) {
-        st = w->insert_approval;
+        st = w->st[W_INSERT_APPROVAL];
         sqlite3_bind_blob(st, 1, item->approval_msg_sha256, 32, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, item->approval_id, -1, SQLITE_STATIC);
         bind_nonce(st, 3, item->nonce, item->nonce_len);
         sqlite3_bind_int64(st, 4, now);
         if (step_done(st) != 0)
-            goto fail;
-        sqlite3_clear_bindings(st);
+            return -1;
         if (sqlite3_changes(w->db) == 0) {
             /* Used before: undo this item's execution row, keep the batch. */
-            if (step_done(w->rollback_to) != 0)
+            if (step_done(w->st[W_ROLLBACK_TO]) != 0)
                 return -1;
             item->result = STORE_APPROVAL_USED;
-            return step_done(w->release);
+            return step_done(w->st[W_RELEASE]);
         }
     }
     item->result = STORE_COMMITTED;
-    return step_done(w->release);
+    return step_done(w->st[W_RELEASE]);
+}
 
-fail:
-    sqlite3_clear_bindings(st);
-    return -1;
+static int writer_find_execution(void *p, const char *nonce, size_t nonce_len,
+                                 store_execution *out)
+{
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[W_FIND_EXECUTION];
+
+    bind_nonce(st, 1, nonce, nonce_len);
+    return read_execution(st, out);
+}
+
+static int writer_complete(void *p, const store_item *item)
+{
+    sqlite_conn *w = p;
+    sqlite3_stmt *st = w->st[W_COMPLETE];
+
+    bind_nonce(st, 1, item->nonce, item->nonce_len);
+    sqlite3_bind_blob(st, 2, item->prefix.data, (int)item->prefix.len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)item->tree_size);
+    sqlite3_bind_blob(st, 4, item->tree_root, 32, SQLITE_STATIC);
+    return step_done(st);
+}
+
+static int writer_append_receipt(void *p, int64_t log_id, uint64_t seq, const char *exec_id,
+                                 const char *body, size_t len)
+{
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[W_INSERT_RECEIPT];
+
+    sqlite3_bind_int64(st, 1, log_id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+    sqlite3_bind_text(st, 3, exec_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, body, (int)len, SQLITE_STATIC);
+    return step_done(st);
+}
+
+static int writer_put_node(void *p, int64_t log_id, unsigned level, uint64_t index,
+                           const uint8_t hash[32])
+{
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[W_INSERT_NODE];
+
+    sqlite3_bind_int64(st, 1, log_id);
+    sqlite3_bind_int(st, 2, (int)level);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)index);
+    sqlite3_bind_blob(st, 4, hash, 32, SQLITE_STATIC);
+    return step_done(st);
+}
+
+static int read_node(sqlite3_stmt *st, int64_t log_id, unsigned level, uint64_t index,
+                     uint8_t out[32])
+{
+    int rc;
+
+    sqlite3_bind_int64(st, 1, log_id);
+    sqlite3_bind_int(st, 2, (int)level);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)index);
+    if ((rc = step_row(st)) != STORE_OK)
+        return rc;
+    if (sqlite3_column_bytes(st, 0) != 32)
+        rc = STORE_ERROR;
+    else
+        memcpy(out, sqlite3_column_blob(st, 0), 32);
+    done_row(st);
+    return rc;
+}
+
+static int writer_get_node(void *p, int64_t log_id, unsigned level, uint64_t index,
+                           uint8_t out[32])
+{
+    return read_node(((sqlite_conn *)p)->st[W_GET_NODE], log_id, level, index, out) == STORE_OK
+               ? 0
+               : -1;
+}
+
+static int writer_take_lease(void *p, const store_lease *lease, int64_t *log_id,
+                             uint64_t *size, char *why, size_t why_len)
+{
+    sqlite_conn *w = p;
+    sqlite3_stmt *st = w->st[W_FIND_LOG];
+    int rc;
+
+    sqlite3_bind_text(st, 1, lease->origin, -1, SQLITE_STATIC);
+    rc = step_row(st);
+    if (rc == STORE_ERROR)
+        return -1;
+    if (rc == STORE_OK) {
+        const unsigned char *holder = sqlite3_column_text(st, 2);
+        int64_t expires = sqlite3_column_int64(st, 3);
+        int same_key = sqlite3_column_bytes(st, 1) == 32 &&
+                       memcmp(sqlite3_column_blob(st, 1), lease->public_key, 32) == 0;
+        int held = holder != NULL && strcmp((const char *)holder, lease->holder) != 0 &&
+                   expires > lease->now_us && !lease->holder_is_stale((const char *)holder);
+        *log_id = sqlite3_column_int64(st, 0);
+        done_row(st);
+        if (!same_key) {
+            snprintf(why, why_len, "log %s is signed by another key", lease->origin);
+            return -1;
+        }
+        if (held) {
+            snprintf(why, why_len, "another live instance holds log %s", lease->origin);
+            return -1;
+        }
+        st = w->st[W_UPDATE_LEASE];
+        sqlite3_bind_int64(st, 1, *log_id);
+        sqlite3_bind_text(st, 2, lease->holder, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, lease->expires_us);
+        if (step_done(st) != 0)
+            return -1;
+    } else {
+        st = w->st[W_INSERT_LOG];
+        sqlite3_bind_text(st, 1, lease->origin, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, lease->public_key, 32, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, lease->holder, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, lease->expires_us);
+        if (step_done(st) != 0)
+            return -1;
+        *log_id = sqlite3_last_insert_rowid(w->db);
+    }
+    st = w->st[W_LOG_SIZE];
+    sqlite3_bind_int64(st, 1, *log_id);
+    if (step_row(st) != STORE_OK)
+        return -1;
+    *size = (uint64_t)sqlite3_column_int64(st, 0);
+    done_row(st);
+    return 0;
+}
+
+static int writer_release_lease(void *p, int64_t log_id, const char *holder)
+{
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[W_RELEASE_LEASE];
+
+    sqlite3_bind_int64(st, 1, log_id);
+    sqlite3_bind_text(st, 2, holder, -1, SQLITE_STATIC);
+    return step_done(st);
+}
+
+static int writer_save_checkpoint(void *p, int64_t log_id, uint64_t size, const char *note,
+                                  size_t len)
+{
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[W_SAVE_CHECKPOINT];
+
+    sqlite3_bind_int64(st, 1, log_id);
+    sqlite3_bind_text(st, 2, note, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
+    return step_done(st);
 }
 
 static int writer_probe(void *p)
 {
-    sqlite_writer *w = p;
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[W_PROBE];
     char stamp[32];
 
     snprintf(stamp, sizeof(stamp), "%lld", (long long)oe_now_us());
-    sqlite3_bind_text(w->probe, 1, stamp, -1, SQLITE_TRANSIENT);
-    return step_done(w->probe);
+    sqlite3_bind_text(st, 1, stamp, -1, SQLITE_TRANSIENT);
+    return step_done(st);
 }
 
-static void close_reader(void *p)
-{
-    sqlite_reader *r = p;
-
-    if (r == NULL)
-        return;
-    sqlite3_finalize(r->find);
-    sqlite3_close(r->db);
-    free(r);
-}
+/* ---- readers ------------------------------------------------------------- */
 
 static void *open_reader(const oe_config *cfg, char *why, size_t why_len)
 {
-    sqlite_reader *r = calloc(1, sizeof(*r));
+    sqlite_conn *r = calloc(1, sizeof(*r));
+    char err[256] = "";
 
     if (r == NULL)
         return NULL;
     if (sqlite3_open_v2(cfg->sqlite_path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK ||
         sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS) != SQLITE_OK ||
-        sqlite3_exec(r->db, "PRAGMA query_only=1", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(r->db, FIND_SQL, -1, SQLITE_PREPARE_PERSISTENT, &r->find, NULL) !=
-            SQLITE_OK) {
-        snprintf(why, why_len, "%s: reader: %s", cfg->sqlite_path,
-                 r->db ? sqlite3_errmsg(r->db) : "out of memory");
-        close_reader(r);
-        return NULL;
+        sqlite3_exec(r->db, "PRAGMA query_only=1", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, sizeof(err), "%s", r->db ? sqlite3_errmsg(r->db) : "out of memory");
+        goto fail;
     }
+    if (prepare_all(r, READER_SQL, R_COUNT, err, sizeof(err)) != 0)
+        goto fail;
     return r;
+fail:
+    snprintf(why, why_len, "%s: reader: %s", cfg->sqlite_path, err);
+    close_conn(r);
+    return NULL;
 }
 
-static int reader_find(void *p, const char *nonce, size_t nonce_len, store_execution *out)
+static int reader_find_execution(void *p, const char *nonce, size_t nonce_len,
+                                 store_execution *out)
 {
-    sqlite_reader *r = p;
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_FIND_EXECUTION];
+
+    bind_nonce(st, 1, nonce, nonce_len);
+    return read_execution(st, out);
+}
+
+static int reader_get_node(void *p, int64_t log_id, unsigned level, uint64_t index,
+                           uint8_t out[32])
+{
+    return read_node(((sqlite_conn *)p)->st[R_GET_NODE], log_id, level, index, out);
+}
+
+static int reader_find_log(void *p, const char *origin, store_log_info *out)
+{
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_FIND_LOG];
+    const unsigned char *note;
     int rc;
 
-    bind_nonce(r->find, 1, nonce, nonce_len);
-    rc = read_execution(r->find, out);
-    sqlite3_clear_bindings(r->find);
-    return rc;
+    sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
+    if ((rc = step_row(st)) != STORE_OK)
+        return rc;
+    out->log_id = sqlite3_column_int64(st, 0);
+    snprintf(out->origin, sizeof(out->origin), "%s", origin);
+    if (sqlite3_column_bytes(st, 1) == 32)
+        memcpy(out->public_key, sqlite3_column_blob(st, 1), 32);
+    note = sqlite3_column_text(st, 4);
+    out->checkpoint = note ? strdup((const char *)note) : NULL;
+    out->checkpoint_len = note ? (size_t)sqlite3_column_bytes(st, 4) : 0;
+    out->size = (uint64_t)sqlite3_column_int64(st, 5);
+    done_row(st);
+    return note != NULL && out->checkpoint == NULL ? STORE_ERROR : STORE_OK;
+}
+
+static int reader_find_receipt(void *p, const char *exec_id, int64_t *log_id, uint64_t *seq,
+                               oe_buf *receipt)
+{
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_FIND_RECEIPT];
+    int rc;
+
+    sqlite3_bind_text(st, 1, exec_id, -1, SQLITE_STATIC);
+    if ((rc = step_row(st)) != STORE_OK)
+        return rc;
+    *log_id = sqlite3_column_int64(st, 0);
+    *seq = (uint64_t)sqlite3_column_int64(st, 1);
+    oe_buf_append(receipt, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+    done_row(st);
+    return receipt->failed ? STORE_ERROR : STORE_OK;
+}
+
+static int reader_export(void *p, int64_t log_id, uint64_t from, uint64_t limit, oe_buf *out)
+{
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_EXPORT];
+    int rc;
+
+    sqlite3_bind_int64(st, 1, log_id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)from);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        oe_buf_append(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+        oe_buf_putc(out, '\n');
+    }
+    done_row(st);
+    return rc == SQLITE_DONE && !out->failed ? STORE_OK : STORE_ERROR;
 }
 
 const store_backend_ops store_sqlite_ops = {
     .open_writer = open_writer,
-    .close_writer = close_writer,
+    .close_writer = close_conn,
+    .take_lease = writer_take_lease,
+    .release_lease = writer_release_lease,
     .begin = writer_begin,
-    .apply = writer_apply,
     .commit = writer_commit,
     .rollback = writer_rollback,
+    .claim = writer_claim,
+    .find_execution_w = writer_find_execution,
+    .complete = writer_complete,
+    .append_receipt = writer_append_receipt,
+    .put_node = writer_put_node,
+    .get_node_w = writer_get_node,
+    .save_checkpoint = writer_save_checkpoint,
     .probe = writer_probe,
     .open_reader = open_reader,
-    .close_reader = close_reader,
-    .find_execution = reader_find,
+    .close_reader = close_conn,
+    .find_execution = reader_find_execution,
+    .find_log = reader_find_log,
+    .get_node = reader_get_node,
+    .find_receipt = reader_find_receipt,
+    .export_receipts = reader_export,
 };

@@ -104,8 +104,10 @@ class DiskFullTests(unittest.TestCase):
                 self.assertEqual(srv.get("/ready").status, 503)
                 r = srv.execute("echo", {}, nonce="while-full")
                 self.assertEqual(r.status, 503)
-                # Stored answers still replay while the disk is full.
-                self.assertEqual(srv.execute("echo", {"x": 1}, nonce="before-full").body, first.body)
+                # A replay is an attempt too, and its receipt cannot be
+                # recorded now: refused, not answered unrecorded.
+                r = srv.execute("echo", {"x": 1}, nonce="before-full")
+                self.assertEqual((r.status, r.json()["error"]), (503, "store_unavailable"))
 
                 os.unlink(filler)
                 deadline = time.time() + 10
@@ -114,6 +116,7 @@ class DiskFullTests(unittest.TestCase):
                 self.assertEqual(srv.get("/ready").status, 200, "recovered by itself")
                 self.assertEqual(srv.get("/health").json()["status"], "healthy")
                 self.assertEqual(srv.execute("echo", {}, nonce="while-full").status, 200)
+                self.assertEqual(srv.execute("echo", {"x": 1}, nonce="before-full").body, first.body)
                 for nonce, payload, body in answered:
                     self.assertEqual(srv.execute("echo", payload, nonce=nonce).body, body)
         finally:

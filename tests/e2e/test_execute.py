@@ -215,8 +215,12 @@ class AllowListTests(unittest.TestCase):
         with harness.Server(env={"OPENEXEC_ALLOWED_ACTIONS": "echo"}) as srv:
             r = srv.execute("add", {"a": 1}, nonce="al-1")
             self.assertEqual(r.status, 403)
-            self.assertEqual(r.json(), {"detail": "Action 'add' is not in the execution allow-list",
-                                        "error": "action_not_allowed"})
+            body = r.json()
+            self.assertEqual(list(body), ["detail", "error", "id", "signed_receipt"])
+            self.assertEqual((body["detail"], body["error"]),
+                             ("Action 'add' is not in the execution allow-list",
+                              "action_not_allowed"))
+            self.assertEqual(body["signed_receipt"]["receipt"]["outcome"], "denied")
             self.assertEqual(srv.execute("echo", {}, nonce="al-2").status, 200)
             # allow-list comes before the registry
             r = srv.execute("nope", {}, nonce="al-3")
