@@ -66,33 +66,6 @@ static const char MINT_USAGE[] =
     "  openexec mint --key cs.key --tenant acme --action echo --payload '{\"x\":1}'\n"
     "Exit status: 0 ok, 1 failure, 2 usage.\n";
 
-/* Matches argv[*i] against "--name VALUE" or "--name=VALUE".  Returns 1 and
- * advances *i past the value, 0 when argv[*i] is another option, -1 when the
- * value is missing. */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-
-    if (strncmp(a, name, n) != 0)
-        return 0;
-    if (a[n] == '=') {
-        *value = a + n + 1;
-        return 1;
-    }
-    if (a[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc)
-        return -1;
-    *value = argv[++*i];
-    return 1;
-}
-
-static int is_help(const char *a)
-{
-    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
-}
-
 static int write_all(int fd, const char *data, size_t len)
 {
     while (len > 0) {
@@ -156,11 +129,11 @@ int cli_keygen(int argc, char **argv)
 
     memset(&key, 0, sizeof(key));
     for (i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
+        if (cli_is_help(argv[i])) {
             fputs(KEYGEN_USAGE, stdout);
             return 0;
         }
-        r = opt_value(argc, argv, &i, "--out", &prefix);
+        r = cli_opt_value(argc, argv, &i, "--out", &prefix);
         if (r == 1)
             continue;
         if (r < 0)
@@ -263,15 +236,15 @@ int cli_mint(int argc, char **argv)
     memset(&key, 0, sizeof(key));
     oe_error_clear(&perr);
     for (i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
+        if (cli_is_help(argv[i])) {
             fputs(MINT_USAGE, stdout);
             return 0;
         }
-        if ((r = opt_value(argc, argv, &i, "--key", &key_path)) != 0 ||
-            (r = opt_value(argc, argv, &i, "--tenant", &tenant)) != 0 ||
-            (r = opt_value(argc, argv, &i, "--action", &action)) != 0 ||
-            (r = opt_value(argc, argv, &i, "--payload", &payload_text)) != 0 ||
-            (r = opt_value(argc, argv, &i, "--ttl", &ttl_text)) != 0) {
+        if ((r = cli_opt_value(argc, argv, &i, "--key", &key_path)) != 0 ||
+            (r = cli_opt_value(argc, argv, &i, "--tenant", &tenant)) != 0 ||
+            (r = cli_opt_value(argc, argv, &i, "--action", &action)) != 0 ||
+            (r = cli_opt_value(argc, argv, &i, "--payload", &payload_text)) != 0 ||
+            (r = cli_opt_value(argc, argv, &i, "--ttl", &ttl_text)) != 0) {
             if (r == 1)
                 continue;
             fprintf(stderr, "openexec mint: %s: missing value\n", argv[i]);

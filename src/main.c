@@ -1,5 +1,6 @@
 /*
- * main.c - the command line: serve, check-config, keygen, mint.
+ * main.c - the command line: serve, check-config, keygen, mint, verify-log,
+ * verify-receipt.
  *
  * Exit codes (documented in README and --help):
  *   0  success
@@ -28,6 +29,10 @@ static const char USAGE[] =
     "  keygen [--out PREFIX]         write an Ed25519 key pair (PREFIX.key, PREFIX.pub)\n"
     "  mint --key PRIV --tenant T --action A --payload JSON [--ttl S]\n"
     "                                print a ClawShield approval artifact\n"
+    "  verify-log --key PUB --checkpoint CP FILE.jsonl\n"
+    "                                check a receipt export against a checkpoint\n"
+    "  verify-receipt --key PUB FILE.json\n"
+    "                                check one signed receipt\n"
     "\n"
     "options:\n"
     "  -h, --help                    this help (also: openexec <command> --help)\n"
@@ -186,6 +191,10 @@ int main(int argc, char **argv)
         return cli_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "mint") == 0)
         return cli_mint(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify-log") == 0)
+        return cli_verify_log(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify-receipt") == 0)
+        return cli_verify_receipt(argc - 1, argv + 1);
     fprintf(stderr, "openexec: unknown command '%s'\n%s", cmd, USAGE);
     return 2;
 }
