@@ -20,6 +20,8 @@ typedef struct oe_answer {
     size_t body_len;
     const char *content_type; /* static; NULL means application/json */
     unsigned replayed : 1;    /* Idempotent-Replayed: true (SPEC 3.2) */
+    const char *outcome;      /* /execute attempts: the receipt's outcome (static) */
+    const char *error_code;   /* /execute attempts: the answer's stable code or NULL */
 } oe_answer;
 
 /* The SPEC 2 error body {"detail":...,"error":...} (compact, in that order)

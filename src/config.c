@@ -97,6 +97,16 @@ static int load_listen(oe_config *cfg, const char *host_flag, const char *port_f
              port_flag ? "--port" : "OPENEXEC_PORT", port);
         return -1;
     }
+    const char *access_log = env_value("OPENEXEC_ACCESS_LOG");
+
+    if (access_log == NULL || strcmp(access_log, "on") == 0) {
+        cfg->access_log = 1;
+    } else if (strcmp(access_log, "off") == 0) {
+        cfg->access_log = 0;
+    } else {
+        fail(why, why_len, "OPENEXEC_ACCESS_LOG must be 'on' or 'off', got '%.32s'", access_log);
+        return -1;
+    }
     cfg->threads = ncpu > 0 ? (int)(ncpu < MAX_THREADS ? ncpu : MAX_THREADS) : 1;
     if (threads != NULL && parse_int_range(threads, 1, MAX_THREADS, &cfg->threads) != 0) {
         fail(why, why_len, "OPENEXEC_THREADS must be 1-%d, got '%.32s'", MAX_THREADS, threads);

@@ -25,6 +25,7 @@ typedef struct oe_config {
     char *host;
     int port;
     int threads; /* event loops; OPENEXEC_THREADS, default: online CPUs */
+    int access_log; /* one JSON line per request; OPENEXEC_ACCESS_LOG=off disables */
 
     char *db_url;     /* as given; may hold a password: never log it */
     oe_db_kind db_kind;

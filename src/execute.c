@@ -356,6 +356,8 @@ void execute_finish(execute_job *job, oe_answer *ans)
         receipt_finish_answer(ans, item->status, item->prefix.data, item->prefix.len,
                               item->note, item->note_len);
         ans->replayed = item->replay_of != NULL;
+        ans->outcome = item->receipt.outcome;
+        ans->error_code = item->receipt.error;
     }
     job_free(job);
 }

@@ -6,7 +6,15 @@
 #ifndef OE_LOG_H
 #define OE_LOG_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* level: "info", "warn", "error".  msg is printf-formatted and JSON-escaped. */
 void oe_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The access log line of one answered request.  outcome may be NULL. */
+void oe_log_request(const char *method, size_t method_len, const char *path, size_t path_len,
+                    int status, const char *request_id, uint64_t duration_us,
+                    const char *outcome);
 
 #endif

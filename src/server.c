@@ -62,6 +62,7 @@
 #include "keys.h"
 #include "log.h"
 #include "log_api.h"
+#include "metrics.h"
 #include "receipt.h"
 #include "store.h"
 #include "util.h"
@@ -99,6 +100,7 @@ struct oe_server {
     execute_env *env;
     keys_private receipt_key; /* signs this instance's log checkpoints */
     char origin[300];
+    oe_metrics metrics;
     h2o_globalconf_t globalconf;
     int listen_fd;
     int nworkers;
@@ -124,6 +126,7 @@ struct pending_request {
     h2o_req_t *req; /* NULL once h2o freed the request */
     request_guard *guard;
     execute_job *job;
+    unsigned endpoint;
     char request_id[REQUEST_ID_MAX + 1];
 };
 
@@ -133,6 +136,9 @@ typedef struct route {
     void (*handle)(oe_server *srv, h2o_req_t *req, const char *request_id, oe_answer *ans);
     int async; /* handle_execute: may defer its answer */
 } route;
+
+static unsigned endpoint_other(void);
+static oe_worker *worker_of(h2o_req_t *req);
 
 /* See "framing guard" below. */
 #define FRAMING_MARKER "x-openexec-te-dup"
@@ -169,11 +175,39 @@ static void add_header_str(h2o_req_t *req, const char *name, const char *value)
                           strlen(value));
 }
 
+static uint64_t elapsed_us(const h2o_req_t *req)
+{
+    struct timeval now;
+    int64_t us;
+
+    gettimeofday(&now, NULL);
+    us = (int64_t)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000 +
+         (now.tv_usec - req->timestamps.request_begin_at.tv_usec);
+    return us > 0 ? (uint64_t)us : 0;
+}
+
+/* Counts and logs an answer on its way out. */
+static void account(h2o_req_t *req, const oe_answer *ans, const char *request_id,
+                    unsigned endpoint)
+{
+    oe_server *srv = worker_of(req)->srv;
+    uint64_t us = elapsed_us(req);
+
+    metrics_request(&srv->metrics, endpoint, ans->status, us);
+    if (ans->outcome != NULL)
+        metrics_execution(&srv->metrics, ans->outcome, ans->error_code);
+    if (srv->cfg->access_log)
+        oe_log_request(req->method.base, req->method.len, req->path_normalized.base,
+                       req->path_normalized.len, ans->status, request_id, us, ans->outcome);
+}
+
 /* Renders an answer.  allow: the Allow header of a 405, else NULL. */
 static void send_answer(h2o_req_t *req, const oe_answer *ans, const char *request_id,
-                        const char *allow)
+                        const char *allow, unsigned endpoint)
 {
     char *id = h2o_mem_alloc_pool(&req->pool, strlen(request_id) + 1);
+
+    account(req, ans, request_id, endpoint);
 
     memcpy(id, request_id, strlen(request_id) + 1);
     req->res.status = ans->status;
@@ -193,14 +227,14 @@ static void send_answer(h2o_req_t *req, const oe_answer *ans, const char *reques
 }
 
 static void send_error(h2o_req_t *req, int status, const char *code, const char *detail,
-                       const char *request_id, const char *allow)
+                       const char *request_id, const char *allow, unsigned endpoint)
 {
     oe_answer ans = {0};
     oe_error err;
 
     oe_error_set(&err, status, code, "%s", detail);
     answer_error(&ans, &err);
-    send_answer(req, &ans, request_id, allow);
+    send_answer(req, &ans, request_id, allow, endpoint);
     answer_free(&ans);
 }
 
@@ -437,6 +471,22 @@ static void handle_key(oe_server *srv, h2o_req_t *req, const char *rid, oe_answe
     log_api_key(&c, ans);
 }
 
+static void handle_metrics(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
+{
+    long long open = 0;
+    int i;
+    oe_buf b;
+
+    (void)req, (void)rid;
+    for (i = 0; i < srv->nworkers; i++)
+        open += (long long)srv->workers[i].connections;
+    atomic_store_explicit(&srv->metrics.open_connections, open, memory_order_relaxed);
+    oe_buf_init(&b, 1024 * 1024);
+    metrics_render(&srv->metrics, store_writable(srv->st), &b);
+    answer_buf(ans, 200, &b);
+    ans->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
 #define RECEIPT_PREFIX "/receipts/"
 
 static void handle_receipt_by_id(oe_server *srv, h2o_req_t *req, const char *rid,
@@ -485,7 +535,7 @@ static void on_completions(h2o_multithread_receiver_t *receiver, h2o_linklist_t 
         execute_finish(p->job, &ans);
         if (p->req != NULL) {
             p->guard->pending = NULL;
-            send_answer(p->req, &ans, p->request_id, NULL);
+            send_answer(p->req, &ans, p->request_id, NULL, p->endpoint);
         }
         answer_free(&ans);
         free(p);
@@ -494,7 +544,8 @@ static void on_completions(h2o_multithread_receiver_t *receiver, h2o_linklist_t 
 }
 
 /* Returns 1 when the answer was deferred to the writer. */
-static int start_execute(oe_worker *w, h2o_req_t *req, const char *rid, oe_answer *ans)
+static int start_execute(oe_worker *w, h2o_req_t *req, const char *rid, unsigned endpoint,
+                         oe_answer *ans)
 {
     pending_request *p = calloc(1, sizeof(*p));
     oe_error err;
@@ -507,6 +558,7 @@ static int start_execute(oe_worker *w, h2o_req_t *req, const char *rid, oe_answe
     }
     p->worker = w;
     p->req = req;
+    p->endpoint = endpoint;
     oe_strlcpy(p->request_id, rid, sizeof(p->request_id));
     /* Count before submitting: the completion may arrive on this loop
      * before execute_begin even returns. */
@@ -540,7 +592,26 @@ static const route routes[] = {
     {"/receipts", "GET", handle_export, 0},
     {"/checkpoint", "GET", handle_checkpoint, 0},
     {"/log/consistency", "GET", handle_consistency, 0},
+    {"/metrics", "GET", handle_metrics, 0},
 };
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+#define ENDPOINT_RECEIPT_BY_ID ((unsigned)NROUTES)
+
+static unsigned endpoint_other(void)
+{
+    return (unsigned)NROUTES + 1;
+}
+
+static void register_endpoints(oe_metrics *m)
+{
+    size_t i;
+
+    for (i = 0; i < NROUTES; i++)
+        metrics_endpoint(m, routes[i].path);
+    metrics_endpoint(m, "/receipts/{exec_id}");
+    metrics_endpoint(m, "other");
+}
 
 /* /receipts/{exec_id}: any other path under /receipts/. */
 static const route receipt_by_id_route = {RECEIPT_PREFIX, "GET", handle_receipt_by_id, 0};
@@ -557,6 +628,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     char rid[REQUEST_ID_MAX + 1];
     const route *r = NULL;
     oe_answer ans = {0};
+    unsigned endpoint;
     size_t i;
 
     take_request_id(req, rid);
@@ -565,11 +637,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (h2o_find_header_by_str(&req->headers, H2O_STRLIT(FRAMING_MARKER), -1) != -1) {
         req->http1_is_persistent = 0;
         send_error(req, 400, "bad_request",
-                   "Request has both Content-Length and Transfer-Encoding", rid, NULL);
+                   "Request has both Content-Length and Transfer-Encoding", rid, NULL,
+                   endpoint_other());
         return 0;
     }
 
-    for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+    for (i = 0; i < NROUTES; i++) {
         if (h2o_memis(req->path_normalized.base, req->path_normalized.len, routes[i].path,
                       strlen(routes[i].path))) {
             r = &routes[i];
@@ -582,22 +655,23 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                req->path_normalized.len - (sizeof(RECEIPT_PREFIX) - 1)) == NULL)
         r = &receipt_by_id_route;
     if (r == NULL) {
-        send_error(req, 404, "not_found", "Not Found", rid, NULL);
+        send_error(req, 404, "not_found", "Not Found", rid, NULL, endpoint_other());
         return 0;
     }
+    endpoint = r == &receipt_by_id_route ? ENDPOINT_RECEIPT_BY_ID : (unsigned)(r - routes);
     if (strcmp(r->method, "GET") == 0 ? !(method_is(req, "GET") || method_is(req, "HEAD"))
                                       : !method_is(req, r->method)) {
         send_error(req, 405, "method_not_allowed", "Method Not Allowed", rid,
-                   strcmp(r->method, "GET") == 0 ? "GET, HEAD" : r->method);
+                   strcmp(r->method, "GET") == 0 ? "GET, HEAD" : r->method, endpoint);
         return 0;
     }
     if (r->async) {
-        if (start_execute(w, req, rid, &ans))
+        if (start_execute(w, req, rid, endpoint, &ans))
             return 0;
     } else {
         r->handle(srv, req, rid, &ans);
     }
-    send_answer(req, &ans, rid, NULL);
+    send_answer(req, &ans, rid, NULL, endpoint);
     answer_free(&ans);
     return 0;
 }
@@ -972,6 +1046,8 @@ int server_run(const oe_config *cfg)
 
     srv.cfg = cfg;
     srv.listen_fd = -1;
+    metrics_init(&srv.metrics);
+    register_endpoints(&srv.metrics);
     /* Block the stop signals in every thread; the main thread takes them
      * with sigwait.  Writes to closed sockets must not kill us. */
     sigemptyset(&set);
@@ -997,6 +1073,7 @@ int server_run(const oe_config *cfg)
             return 1;
         }
     }
+    store_observe_commits(srv.st, &srv.metrics.commit);
     if (execute_env_create(cfg, srv.st, &srv.env, why, sizeof(why)) != 0) {
         oe_log("error", "%s", why);
         goto out;

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "store_backend.h"
 #include "tlog.h"
 #include "util.h"
@@ -88,6 +89,7 @@ struct store {
     pthread_t writer;
 
     atomic_int writable;
+    metrics_histogram *commit_latency; /* may be NULL */
 };
 
 struct store_reader {
@@ -552,6 +554,7 @@ static void *writer_main(void *arg)
     store *st = arg;
     store_item *batch;
     note_entry head;
+    uint64_t started;
     int failed;
 
     pthread_mutex_lock(&st->lock);
@@ -570,7 +573,10 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&st->lock);
 
         memset(&head, 0, sizeof(head));
+        started = oe_monotonic_us();
         failed = run_batch(st, batch, &head) != 0;
+        if (st->commit_latency != NULL)
+            metrics_observe(st->commit_latency, oe_monotonic_us() - started);
         set_writable(st, !failed);
         finish_batch(st, batch, failed, &head);
         if (!failed && head.note != NULL)
@@ -729,6 +735,11 @@ void store_close(store *st)
     pthread_mutex_destroy(&st->notes_lock);
     pthread_cond_destroy(&st->wake);
     free(st);
+}
+
+void store_observe_commits(store *st, metrics_histogram *h)
+{
+    st->commit_latency = h;
 }
 
 int store_writable(store *st)

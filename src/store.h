@@ -91,6 +91,9 @@ char *store_latest_checkpoint(store *st, size_t *len, uint64_t *size);
  * every time (Ed25519 is deterministic); recent ones are cached. */
 int store_checkpoint_note(store *st, uint64_t size, const uint8_t root[32], oe_buf *note);
 const char *store_log_origin(const store *st);
+/* Every group commit's duration goes into h (set before serving). */
+struct metrics_histogram;
+void store_observe_commits(store *st, struct metrics_histogram *h);
 
 /* ---- readers ------------------------------------------------------------ */
 

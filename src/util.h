@@ -10,7 +10,8 @@
 void oe_uuid4(char out[37]);
 /* Wall-clock time in microseconds since the Unix epoch (UTC). */
 int64_t oe_now_us(void);
-/* Monotonic milliseconds, for timeouts. */
+/* Monotonic milliseconds, for timeouts, and microseconds, for latencies. */
 uint64_t oe_monotonic_ms(void);
+uint64_t oe_monotonic_us(void);
 
 #endif
