@@ -11,7 +11,11 @@ int cli_keygen(int argc, char **argv); /* openexec keygen [--out PREFIX] */
 int cli_verify_log(int argc, char **argv);
 /* openexec verify-receipt --key PUB.pem FILE.json */
 int cli_verify_receipt(int argc, char **argv);
-int cli_mint(int argc, char **argv);   /* openexec mint --key PRIV --tenant T --action A --payload JSON [--ttl S] */
+int cli_mint(int argc, char **argv);
+/* openexec pending [--json] */
+int cli_pending(int argc, char **argv);
+/* openexec resolve NONCE --outcome succeeded|failed [--result JSON] */
+int cli_resolve(int argc, char **argv);   /* openexec mint --key PRIV --tenant T --action A --payload JSON [--ttl S] */
 
 /* Matches argv[*i] against "--name VALUE" or "--name=VALUE": 1 and *i
  * advanced past the value, 0 when argv[*i] is another option, -1 when the

@@ -132,7 +132,7 @@ static int parse_args(int argc, char **argv, const char *text, int want_checkpoi
 static int check_entry(const char *cmd, const char *line, size_t len, uint64_t expect_seq,
                        const char *origin, uint8_t leaf[32])
 {
-    char where[48], why[OE_ERROR_DETAIL_MAX + 32];
+    char where[64], why[OE_ERROR_DETAIL_MAX + 32];
     json_t *entry = NULL;
     const json_t *seq, *log;
     oe_error err;
@@ -171,7 +171,7 @@ int cli_verify_log(int argc, char **argv)
 {
     const char *key_path, *cp_path, *file;
     unsigned char pk[32];
-    char *note = NULL, *data = NULL, why[256], num[32];
+    char *note = NULL, *data = NULL, why[256], num[64];
     size_t note_len = 0, data_len = 0, pos;
     tlog_checkpoint cp;
     tlog_frontier f;
@@ -204,6 +204,14 @@ int cli_verify_log(int argc, char **argv)
             rc = invalid(argv[0], "%s: %s", file, "line too long");
             goto out;
         }
+        if (n >= cp.size) {
+            snprintf(num, sizeof(num), "%llu (line %llu)", (unsigned long long)n,
+                     (unsigned long long)n + 1);
+            snprintf(why, sizeof(why), "%llu", (unsigned long long)cp.size);
+            rc = invalid(argv[0], "entry %s: beyond the checkpoint, which covers %s entries", num,
+                         why);
+            goto out;
+        }
         if ((rc = check_entry(argv[0], data + pos, len, n, cp.origin, leaf)) != 0)
             goto out;
         tlog_frontier_append(&f, leaf, NULL, NULL);
@@ -211,9 +219,10 @@ int cli_verify_log(int argc, char **argv)
         pos += len + 1;
     }
     if (n != cp.size) {
-        snprintf(num, sizeof(num), "%llu", (unsigned long long)n);
+        snprintf(num, sizeof(num), "%llu (line %llu)", (unsigned long long)n,
+                 (unsigned long long)n + 1);
         snprintf(why, sizeof(why), "%llu", (unsigned long long)cp.size);
-        rc = invalid(argv[0], "the export has %s entries, the checkpoint covers %s", num, why);
+        rc = invalid(argv[0], "entry %s is missing: the checkpoint covers %s entries", num, why);
         goto out;
     }
     tlog_frontier_root(&f, root);

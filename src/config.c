@@ -107,6 +107,19 @@ static int load_listen(oe_config *cfg, const char *host_flag, const char *port_f
         fail(why, why_len, "OPENEXEC_ACCESS_LOG must be 'on' or 'off', got '%.32s'", access_log);
         return -1;
     }
+    const char *workers = env_value("OPENEXEC_ACTION_WORKERS");
+    const char *queue = env_value("OPENEXEC_ACTION_QUEUE");
+
+    cfg->action_workers = 8;
+    if (workers != NULL && parse_int_range(workers, 1, 256, &cfg->action_workers) != 0) {
+        fail(why, why_len, "OPENEXEC_ACTION_WORKERS must be 1-256, got '%.32s'", workers);
+        return -1;
+    }
+    cfg->action_queue = 8 * cfg->action_workers;
+    if (queue != NULL && parse_int_range(queue, 1, 65536, &cfg->action_queue) != 0) {
+        fail(why, why_len, "OPENEXEC_ACTION_QUEUE must be 1-65536, got '%.32s'", queue);
+        return -1;
+    }
     cfg->threads = ncpu > 0 ? (int)(ncpu < MAX_THREADS ? ncpu : MAX_THREADS) : 1;
     if (threads != NULL && parse_int_range(threads, 1, MAX_THREADS, &cfg->threads) != 0) {
         fail(why, why_len, "OPENEXEC_THREADS must be 1-%d, got '%.32s'", MAX_THREADS, threads);

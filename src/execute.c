@@ -31,15 +31,23 @@
 #include "actions.h"
 #include "approval.h"
 #include "canon.h"
+#include "log.h"
 #include "request.h"
+#include "runner.h"
 #include "util.h"
+
+#include <pthread.h>
+#include <time.h>
 
 #define RESPONSE_MAX (4 * 1024 * 1024)
 #define HEAD_MAX (RESPONSE_MAX + 64 * 1024)
+#define FINISH_RETRY_MS 10000 /* how long a finished action waits for a writable store */
 
 struct execute_env {
     const oe_config *cfg;
     store *st;
+    const actions_registry *actions;
+    runner *runner; /* exec actions; never on an event loop */
     approval_policy policy;
 };
 
@@ -48,30 +56,41 @@ struct execute_job {
     oe_request req;
     approval_verified approval;
     store_execution found; /* the nonce's execution, when the lookup found one */
+    const action_def *def;
+    int reserved; /* holds a runner slot not yet handed to the runner */
     store_item item;
     void (*done)(void *cookie);
     void *cookie;
 };
 
-int execute_env_create(const oe_config *cfg, store *st, execute_env **out, char *why,
-                       size_t why_len)
+int execute_env_create(const oe_config *cfg, store *st, const actions_registry *actions,
+                       execute_env **out, char *why, size_t why_len)
 {
     execute_env *env = calloc(1, sizeof(*env));
 
-    (void)why, (void)why_len;
     *out = NULL;
     if (env == NULL)
         return -1;
     env->cfg = cfg;
     env->st = st;
+    env->actions = actions;
     env->policy.keys = cfg->clawshield_keys.count > 0 ? &cfg->clawshield_keys : NULL;
     env->policy.tenant_id = cfg->tenant_id;
+    env->runner = runner_create(cfg->action_workers, cfg->action_queue);
+    if (env->runner == NULL) {
+        snprintf(why, why_len, "cannot start the action workers");
+        free(env);
+        return -1;
+    }
     *out = env;
     return 0;
 }
 
 void execute_env_destroy(execute_env *env)
 {
+    if (env == NULL)
+        return;
+    runner_destroy(env->runner);
     free(env);
 }
 
@@ -86,15 +105,18 @@ static void answer_store_unavailable(oe_answer *ans)
 
 /* ---- settling an attempt ------------------------------------------------- */
 
-/* A denial or rejection: the error body, with the attempt's id, ends in its
- * signed receipt.  403s are denials; the other refusals are rejections. */
+/* A denial, rejection or failure: the error body, with the attempt's id,
+ * ends in its signed receipt.  403s are denials, 502s actions that ran and
+ * failed, the other refusals rejections. */
 static void settle_error(execute_job *job, const oe_error *err)
 {
     store_item *item = &job->item;
 
     item->status = err->status;
     item->replay_of = NULL;
-    item->receipt.outcome = err->status == 403 ? "denied" : "rejected";
+    item->receipt.outcome = err->status == 403   ? "denied"
+                            : err->status == 502 ? "failed"
+                                                 : "rejected";
     item->receipt.status = err->status;
     item->receipt.error = err->code;
     item->receipt.result_sha256[0] = '\0';
@@ -206,11 +228,70 @@ static void on_conflict(store_item *item)
     settle_existing(job, &item->existing, job->approval.approval_id);
 }
 
+static void run_exec_action(void *arg);
+
+/* Writer thread, after the commit.  A committed claim goes on to run its
+ * program; everything else is answered. */
 static void on_recorded(store_item *item)
 {
     execute_job *job = item->cookie;
 
+    if (item->kind == STORE_ITEM_CLAIM && item->result == STORE_COMMITTED) {
+        job->reserved = 0;
+        runner_submit(job->env->runner, run_exec_action, job);
+        return;
+    }
+    if (job->reserved) {
+        job->reserved = 0;
+        runner_release(job->env->runner);
+    }
     job->done(job->cookie);
+}
+
+/* Waits (bounded) for the store to accept writes again: the action has run,
+ * and its outcome must be recorded if at all possible. */
+static void wait_writable(store *st)
+{
+    uint64_t until = oe_monotonic_ms() + FINISH_RETRY_MS;
+    struct timespec pause = {0, 100 * 1000000L};
+
+    while (!store_writable(st) && oe_monotonic_ms() < until)
+        nanosleep(&pause, NULL);
+}
+
+/* A worker thread: the nonce is durably claimed as running; run the program
+ * and record its outcome.  If the process dies before that commit, the
+ * claim stays "running" and becomes outcome_unknown at the next start: the
+ * program is never run a second time for this nonce. */
+static void run_exec_action(void *arg)
+{
+    execute_job *job = arg;
+    store_item *item = &job->item;
+    json_t *result = NULL;
+    oe_buf input;
+    oe_error err;
+
+    oe_buf_init(&input, RESPONSE_MAX);
+    canon_append(&input, job->req.payload, CANON_COMPACT);
+    oe_buf_reset(&item->head);
+    receipt_stamp(&item->receipt);
+    if (input.failed) {
+        oe_error_set(&err, 502, "action_failed", "Action '%s' failed: payload too large",
+                     actions_name(job->def));
+        settle_error(job, &err);
+    } else if (actions_exec(job->def, input.data, input.len, &result, &err) != 0) {
+        settle_error(job, &err);
+    } else if (settle_executed(job, result) != 0) {
+        oe_error_set(&err, 502, "action_failed", "Action '%s' failed: its result is too large",
+                     actions_name(job->def));
+        oe_buf_reset(&item->head);
+        settle_error(job, &err);
+    }
+    json_decref(result);
+    oe_buf_free(&input);
+    item->kind = STORE_ITEM_FINISH;
+    wait_writable(job->env->st);
+    store_submit(job->env->st, item);
 }
 
 static void job_free(execute_job *job)
@@ -288,7 +369,7 @@ int execute_begin(execute_env *env, store_reader *rd, const char *body, size_t l
     }
 
     /* registry */
-    if ((def = actions_find(job->req.action, job->req.action_len)) == NULL) {
+    if ((def = actions_find(env->actions, job->req.action, job->req.action_len)) == NULL) {
         oe_error_set(&err, 400, "unknown_action", "Unknown action: %s", job->req.action);
         goto refuse;
     }
@@ -303,6 +384,22 @@ int execute_begin(execute_env *env, store_reader *rd, const char *body, size_t l
     if (!store_writable(env->st)) {
         answer_store_unavailable(ans);
         goto answered;
+    }
+    if (!actions_is_builtin(def)) {
+        /* A program with side effects: claim the nonce durably first, run
+         * it on a worker after that commit (on_recorded). */
+        if (runner_reserve(env->runner) != 0) {
+            oe_error_set(&err, 503, "busy", "All action workers are busy; retry later");
+            answer_error(ans, &err);
+            goto answered;
+        }
+        job->reserved = 1;
+        job->def = def;
+        job->item.kind = STORE_ITEM_CLAIM;
+        job->item.nonce = job->req.nonce;
+        job->item.nonce_len = job->req.nonce_len;
+        job->item.action_hash = job->req.action_hash;
+        goto record;
     }
     if (actions_run(def, job->req.payload, &result, &err) != 0)
         goto refuse;
@@ -327,10 +424,12 @@ record:
     if (job->approval.signature_ok) {
         job->item.receipt.approval_id = job->approval.approval_id;
         job->item.approval_id = job->approval.approval_id;
-        if (job->item.kind == STORE_ITEM_EXECUTION)
+        if (job->item.kind == STORE_ITEM_EXECUTION || job->item.kind == STORE_ITEM_CLAIM)
             job->item.approval_msg_sha256 = job->approval.message_sha256;
     }
     if (!store_writable(env->st) || job->item.head.failed) {
+        if (job->reserved)
+            runner_release(env->runner);
         answer_store_unavailable(ans);
         goto answered;
     }
@@ -360,4 +459,90 @@ void execute_finish(execute_job *job, oe_answer *ans)
         ans->error_code = item->receipt.error;
     }
     job_free(job);
+}
+
+/* ---- an operator's finding (openexec resolve) ------------------------------ */
+
+typedef struct resolve_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+} resolve_wait;
+
+static void on_resolved(void *cookie)
+{
+    resolve_wait *w = cookie;
+
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int execute_resolve(execute_env *env, store_reader *rd, const char *nonce, size_t nonce_len,
+                    int succeeded, const json_t *result, char *why, size_t why_len)
+{
+    resolve_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    execute_job *job = calloc(1, sizeof(*job));
+    store_item *item;
+    oe_error err;
+    int rc = -1;
+
+    if (job == NULL)
+        return -1;
+    job->env = env;
+    item = &job->item;
+    oe_buf_init(&item->head, HEAD_MAX);
+    oe_buf_init(&item->prefix, HEAD_MAX + 64 * 1024);
+    if (store_find_execution(rd, nonce, nonce_len, &job->found) != STORE_OK) {
+        snprintf(why, why_len, "no execution has that nonce");
+        goto out;
+    }
+    if (job->found.state != EXEC_STATE_UNKNOWN) {
+        snprintf(why, why_len, "that execution's outcome is not unknown (nothing to resolve)");
+        goto out;
+    }
+    /* The attempt being resolved, as the original request named it. */
+    job->req.action = job->found.action;
+    job->req.action_len = strlen(job->found.action);
+    job->req.nonce = nonce;
+    job->req.nonce_len = nonce_len;
+    memcpy(job->req.action_hash, job->found.action_hash, sizeof(job->req.action_hash));
+    init_receipt(job);
+    memcpy(item->receipt.exec_id, job->found.exec_id, sizeof(item->receipt.exec_id));
+    item->receipt.approval_id = job->found.approval_id;
+    item->approval_id = job->found.approval_id;
+    if (succeeded) {
+        if (settle_executed(job, result) != 0) {
+            snprintf(why, why_len, "the result is too large");
+            goto out;
+        }
+    } else {
+        oe_error_set(&err, 502, "action_failed",
+                     "Action '%s' failed: resolved as failed by an operator", job->found.action);
+        settle_error(job, &err);
+    }
+    item->receipt.outcome = "resolved";
+    item->kind = STORE_ITEM_FINISH;
+    item->nonce = nonce;
+    item->nonce_len = nonce_len;
+    item->action_hash = job->found.action_hash;
+    item->on_done = on_recorded;
+    item->cookie = job;
+    job->done = on_resolved;
+    job->cookie = &w;
+    store_submit(env->st, item);
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    if (item->result != STORE_COMMITTED || item->note == NULL) {
+        snprintf(why, why_len, "the store could not record the finding");
+        goto out;
+    }
+    rc = 0;
+out:
+    job->req.action = NULL; /* borrowed from found */
+    job_free(job);
+    return rc;
 }

@@ -14,6 +14,9 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
+#include "actions.h"
 #include "answer.h"
 #include "config.h"
 #include "store.h"
@@ -23,14 +26,21 @@ typedef struct execute_job execute_job;
 
 enum { EXECUTE_ANSWERED = 0, EXECUTE_PENDING = 1 };
 
-/* The environment borrows cfg and st; both must outlive it. */
-int execute_env_create(const oe_config *cfg, store *st, execute_env **out, char *why,
-                       size_t why_len);
+/* The environment borrows cfg, st and actions; they must outlive it. */
+int execute_env_create(const oe_config *cfg, store *st, const actions_registry *actions,
+                       execute_env **out, char *why, size_t why_len);
 void execute_env_destroy(execute_env *env);
 
 int execute_begin(execute_env *env, store_reader *rd, const char *body, size_t len,
                   void (*done)(void *cookie), void *cookie, execute_job **job, oe_answer *ans);
 /* Fills ans and frees job. */
 void execute_finish(execute_job *job, oe_answer *ans);
+
+/* Records an operator's finding for an execution whose outcome is unknown
+ * (SPEC 6): succeeded (with result, an object) or failed, as a "resolved"
+ * receipt; replays return that finding from then on.  Blocks until the
+ * commit.  0 ok; -1 with why. */
+int execute_resolve(execute_env *env, store_reader *rd, const char *nonce, size_t nonce_len,
+                    int succeeded, const json_t *result, char *why, size_t why_len);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * main.c - the command line: serve, check-config, keygen, mint, verify-log,
- * verify-receipt.
+ * verify-receipt, pending, resolve.
  *
  * Exit codes (documented in README and --help):
  *   0  success
@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "actions.h"
 #include "cli.h"
 #include "config.h"
 #include "log.h"
@@ -33,6 +34,9 @@ static const char USAGE[] =
     "                                check a receipt export against a checkpoint\n"
     "  verify-receipt --key PUB FILE.json\n"
     "                                check one signed receipt\n"
+    "  pending [--json]              list executions whose outcome is unknown\n"
+    "  resolve NONCE --outcome succeeded|failed [--result JSON]\n"
+    "                                record an operator's finding\n"
     "\n"
     "options:\n"
     "  -h, --help                    this help (also: openexec <command> --help)\n"
@@ -105,6 +109,7 @@ static int parse_serve_flags(int argc, char **argv, const char **host, const cha
 static int load_config(oe_config *cfg, const char *host, const char *port, const char *cmd)
 {
     char why[512], warn[512];
+    actions_registry *actions = NULL;
 
     if (config_load(cfg, host, port, why, sizeof(why), warn, sizeof(warn)) != 0) {
         fprintf(stderr, "openexec %s: configuration error: %s\n", cmd, why);
@@ -112,6 +117,14 @@ static int load_config(oe_config *cfg, const char *host, const char *port, const
     }
     if (warn[0] != '\0')
         oe_log("warn", "%s", warn);
+    /* The actions file is configuration too: a bad one is refused before
+     * anything starts. */
+    if (actions_registry_load(cfg, &actions, why, sizeof(why)) != 0) {
+        fprintf(stderr, "openexec %s: configuration error: %s\n", cmd, why);
+        config_free(cfg);
+        return 2;
+    }
+    actions_registry_free(actions);
     return 0;
 }
 
@@ -195,6 +208,10 @@ int main(int argc, char **argv)
         return cli_verify_log(argc - 1, argv + 1);
     if (strcmp(cmd, "verify-receipt") == 0)
         return cli_verify_receipt(argc - 1, argv + 1);
+    if (strcmp(cmd, "pending") == 0)
+        return cli_pending(argc - 1, argv + 1);
+    if (strcmp(cmd, "resolve") == 0)
+        return cli_resolve(argc - 1, argv + 1);
     fprintf(stderr, "openexec: unknown command '%s'\n%s", cmd, USAGE);
     return 2;
 }

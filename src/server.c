@@ -59,6 +59,7 @@
 #include "buf.h"
 #include "canon.h"
 #include "execute.h"
+#include "instance.h"
 #include "keys.h"
 #include "log.h"
 #include "log_api.h"
@@ -98,8 +99,9 @@ struct oe_server {
     const oe_config *cfg;
     store *st;
     execute_env *env;
+    actions_registry *actions;
     keys_private receipt_key; /* signs this instance's log checkpoints */
-    char origin[300];
+    char origin[INSTANCE_ORIGIN_MAX];
     oe_metrics metrics;
     h2o_globalconf_t globalconf;
     int listen_fd;
@@ -330,7 +332,7 @@ static void handle_health(oe_server *srv, h2o_req_t *req, const char *rid, oe_an
     } else {
         oe_buf_puts(&b, "\"warning\":\"No execution allow-list configured\"");
     }
-    names = actions_names(&count);
+    names = actions_names(srv->actions, &count);
     oe_buf_puts(&b, ",\"actions\":");
     append_string_array(&b, names, count);
     oe_buf_putc(&b, '}');
@@ -1056,15 +1058,10 @@ int server_run(const oe_config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (keys_load_or_create_private(cfg->receipt_key_path, &srv.receipt_key, why,
-                                    sizeof(why)) != 0) {
-        oe_log("error", "receipt key %s: %s", cfg->receipt_key_path, why);
+    if (instance_load(cfg, &srv.receipt_key, srv.origin, why, sizeof(why)) != 0) {
+        oe_log("error", "%s", why);
         return 1;
     }
-    if (cfg->log_origin)
-        snprintf(srv.origin, sizeof(srv.origin), "%s", cfg->log_origin);
-    else
-        snprintf(srv.origin, sizeof(srv.origin), "openexec/%s", srv.receipt_key.key_id);
     {
         store_log_identity id = {srv.origin, &srv.receipt_key};
         if (store_open(cfg, &id, &srv.st, why, sizeof(why)) != 0) {
@@ -1074,7 +1071,11 @@ int server_run(const oe_config *cfg)
         }
     }
     store_observe_commits(srv.st, &srv.metrics.commit);
-    if (execute_env_create(cfg, srv.st, &srv.env, why, sizeof(why)) != 0) {
+    if (actions_registry_load(cfg, &srv.actions, why, sizeof(why)) != 0) {
+        oe_log("error", "%s", why);
+        goto out;
+    }
+    if (execute_env_create(cfg, srv.st, srv.actions, &srv.env, why, sizeof(why)) != 0) {
         oe_log("error", "%s", why);
         goto out;
     }
@@ -1119,6 +1120,7 @@ out:
         close(srv.listen_fd);
     if (srv.env)
         execute_env_destroy(srv.env);
+    actions_registry_free(srv.actions);
     store_close(srv.st);
     keys_private_wipe(&srv.receipt_key);
     if (rc == 0)

@@ -203,7 +203,7 @@ static void publish_latest(store *st, note_entry *e)
 typedef struct batch_nodes {
     store *st;
     tlog_frontier before;
-    uint64_t start, end;
+    uint64_t start, end, end_max; /* end: the head after the batch's appends */
     size_t offset[65];
     uint8_t (*hash)[32];
     uint8_t *present;
@@ -217,10 +217,11 @@ static int batch_init(batch_nodes *bn, store *st, uint64_t count)
     bn->st = st;
     bn->before = st->frontier;
     bn->start = st->frontier.size;
-    bn->end = bn->start + count;
+    bn->end = bn->start;
+    bn->end_max = bn->start + count; /* at most one receipt per item */
     for (level = 0; level < 64; level++) {
         bn->offset[level] = total;
-        total += (size_t)(((bn->end - 1) >> level) - (bn->start >> level) + 1);
+        total += (size_t)(((bn->end_max - 1) >> level) - (bn->start >> level) + 1);
     }
     bn->offset[64] = total;
     bn->hash = malloc(total * 32);
@@ -238,7 +239,7 @@ static int batch_slot(const batch_nodes *bn, unsigned level, uint64_t index, siz
 {
     uint64_t base = bn->start >> level;
 
-    if (level >= 64 || index < base || index > (bn->end - 1) >> level)
+    if (level >= 64 || index < base || index > (bn->end_max - 1) >> level)
         return -1;
     *slot = bn->offset[level] + (size_t)(index - base);
     return 0;
@@ -339,20 +340,23 @@ static int renew_lease(store *st)
     return 0;
 }
 
-/* Applies one item: claim (executions), then its receipt and nodes. */
-static int apply_item(store *st, store_item *item, uint64_t seq, batch_nodes *bn,
-                      oe_buf *rendered)
+/* Applies one item: the claim (executions), then its receipt and nodes. */
+static int apply_item(store *st, store_item *item, batch_nodes *bn, oe_buf *rendered)
 {
+    uint64_t seq = st->frontier.size;
     uint8_t leaf[32];
 
     item->result = STORE_COMMITTED;
     item->seq = seq;
-    if (item->kind == STORE_ITEM_EXECUTION) {
-        if (st->ops->claim(st->writer_db, item, item->receipt.exec_id, item->receipt.action) != 0)
+    if (item->kind == STORE_ITEM_EXECUTION || item->kind == STORE_ITEM_CLAIM) {
+        if (st->ops->claim(st->writer_db, item, item->receipt.exec_id, item->receipt.action,
+                           st->origin) != 0)
             return -1;
         if (item->result != STORE_COMMITTED)
-            item->on_conflict(item);
+            item->on_conflict(item); /* makes it an attempt with its own receipt */
     }
+    if (item->kind == STORE_ITEM_CLAIM)
+        return 0; /* the receipt comes with the outcome (STORE_ITEM_FINISH) */
     oe_buf_reset(rendered);
     if (receipt_render(&item->receipt, st->origin, seq, rendered, leaf) != 0 ||
         st->ops->append_receipt(st->writer_db, st->log_id, seq, item->receipt.exec_id,
@@ -370,6 +374,8 @@ static int finish_item(store *st, store_item *item, batch_nodes *bn, const uint8
     size_t count;
 
     oe_buf_reset(&item->prefix);
+    if (item->kind == STORE_ITEM_CLAIM)
+        return 0;
     if (item->replay_of == &item->existing) {
         /* A conflict found at claim time may name an execution claimed
          * earlier in this very batch, whose answer was only completed since
@@ -394,7 +400,8 @@ static int finish_item(store *st, store_item *item, batch_nodes *bn, const uint8
         receipt_append_signed_head(&item->prefix, rendered, rendered_len, item->seq, bn->end,
                                    (const uint8_t(*)[32])proof, count) != 0)
         return -1;
-    if (item->kind == STORE_ITEM_EXECUTION && item->result == STORE_COMMITTED)
+    if ((item->kind == STORE_ITEM_EXECUTION || item->kind == STORE_ITEM_FINISH) &&
+        item->result == STORE_COMMITTED)
         return st->ops->complete(st->writer_db, item);
     return 0;
 }
@@ -430,8 +437,9 @@ static int run_batch(store *st, store_item *batch, note_entry *signed_head)
                                  st->latest.len) != 0)
         goto fail;
     for (item = batch, i = 0; item != NULL; item = item->next, i++)
-        if (apply_item(st, item, bn.start + i, &bn, &rendered[i]) != 0)
+        if (apply_item(st, item, &bn, &rendered[i]) != 0)
             goto fail;
+    bn.end = st->frontier.size;
     tlog_frontier_root(&st->frontier, root);
     for (item = batch, i = 0; item != NULL; item = item->next, i++)
         if (finish_item(st, item, &bn, root, rendered[i].data, rendered[i].len) != 0)
@@ -528,6 +536,20 @@ static void timed_wait(store *st, uint64_t ms)
     pthread_cond_timedwait(&st->wake, &st->lock, &deadline);
 }
 
+static void save_checkpoint_now(store *st)
+{
+    if (st->ops->begin(st->writer_db) == 0 &&
+        st->ops->save_checkpoint(st->writer_db, st->log_id, st->latest.size, st->latest.note,
+                                 st->latest.len) == 0 &&
+        st->ops->commit(st->writer_db) == 0) {
+        st->checkpoint_saved = 1;
+        return;
+    }
+    st->ops->rollback(st->writer_db);
+    /* Not fatal: the next batch or lease renewal saves it; but do not spin. */
+    st->checkpoint_saved = 1;
+}
+
 /* Idle work: probing an unwritable database, renewing the lease. */
 static void idle_tick(store *st)
 {
@@ -559,6 +581,14 @@ static void *writer_main(void *arg)
 
     pthread_mutex_lock(&st->lock);
     for (;;) {
+        if (st->head == NULL && !st->checkpoint_saved) {
+            /* Idle after a commit: publish the head in the database now, so
+             * other instances serving ?log= see it (under load the next
+             * batch carries it at no extra cost). */
+            pthread_mutex_unlock(&st->lock);
+            save_checkpoint_now(st);
+            pthread_mutex_lock(&st->lock);
+        }
         while (st->head == NULL && !st->stopping) {
             timed_wait(st, atomic_load(&st->writable) ? LEASE_RENEW_MS / 2 : PROBE_INTERVAL_MS);
             if (st->head == NULL && !st->stopping) {
@@ -649,6 +679,22 @@ static int open_log(store *st, const store_log_identity *id, char *why, size_t w
         }
     }
     st->lease_renewed_ms = oe_monotonic_ms();
+    {
+        /* We hold the lease on our origin: nothing of ours is running now. */
+        int64_t cut = 0;
+        if (st->ops->begin(st->writer_db) != 0 ||
+            st->ops->mark_unknown(st->writer_db, st->origin, &cut) != 0 ||
+            st->ops->commit(st->writer_db) != 0) {
+            st->ops->rollback(st->writer_db);
+            snprintf(why, why_len, "cannot mark interrupted executions");
+            return -1;
+        }
+        if (cut > 0)
+            oe_log("warn",
+                   "store: %lld execution(s) were running when this instance stopped; their "
+                   "outcome is unknown (see openexec pending)",
+                   (long long)cut);
+    }
     if (tlog_frontier_load(&st->frontier, size, writer_node, st) != 0) {
         snprintf(why, why_len, "log %s: the stored tree of %llu entries is incomplete",
                  st->origin, (unsigned long long)size);
@@ -837,4 +883,24 @@ int store_export_receipts(store_reader *rd, int64_t log_id, uint64_t from, uint6
                           oe_buf *out)
 {
     return rd->st->ops->export_receipts(rd->rd, log_id, from, limit, out);
+}
+
+int store_list_unknown(const oe_config *cfg, void (*fn)(const store_pending *p, void *ctx),
+                       void *ctx, char *why, size_t why_len)
+{
+    const store_backend_ops *ops = &store_sqlite_ops;
+    void *rd;
+    int rc;
+
+    if (cfg->db_kind != OE_DB_SQLITE) {
+        snprintf(why, why_len, "PostgreSQL support is not built into this version");
+        return -1;
+    }
+    if ((rd = ops->open_reader(cfg, why, why_len)) == NULL)
+        return -1;
+    rc = ops->list_unknown(rd, fn, ctx);
+    ops->close_reader(rd);
+    if (rc < 0)
+        snprintf(why, why_len, "cannot read the executions");
+    return rc;
 }

@@ -63,6 +63,7 @@ typedef struct store_execution {
     uint8_t tree_root[32];
     char result_sha256[65]; /* "" when none */
     char error[48];         /* stable code of the first answer, "" when none */
+    char action[129];
 } store_execution;
 
 void store_execution_free(store_execution *ex);
@@ -134,8 +135,10 @@ int store_export_receipts(store_reader *rd, int64_t log_id, uint64_t from, uint6
 /* ---- the writer --------------------------------------------------------- */
 
 typedef enum {
-    STORE_ITEM_ATTEMPT,  /* a receipt only (denied, rejected, replayed) */
-    STORE_ITEM_EXECUTION /* claim the nonce, record the answer, and a receipt */
+    STORE_ITEM_ATTEMPT,   /* a receipt only (denied, rejected, replayed) */
+    STORE_ITEM_EXECUTION, /* claim the nonce, record the answer, and a receipt */
+    STORE_ITEM_CLAIM,     /* claim the nonce as running; no receipt, no answer yet */
+    STORE_ITEM_FINISH     /* record the answer of a claimed nonce, and a receipt */
 } store_item_kind;
 
 typedef enum {
@@ -190,5 +193,17 @@ struct store_item {
 
 /* Queues the item for the next commit.  Never blocks on I/O. */
 void store_submit(store *st, store_item *item);
+
+/* Executions whose outcome is unknown (the process died while they ran),
+ * for `openexec pending`; opens its own connection, takes no lease.
+ * Calls fn once per execution; returns the count or -1. */
+typedef struct store_pending {
+    const char *nonce;
+    size_t nonce_len;
+    const char *exec_id, *action, *claimed_by;
+    int64_t created_us;
+} store_pending;
+int store_list_unknown(const oe_config *cfg, void (*fn)(const store_pending *p, void *ctx),
+                       void *ctx, char *why, size_t why_len);
 
 #endif

@@ -10,7 +10,8 @@
  *
  * Tables (see store_sqlite.c for the reference schema):
  *   executions(nonce PK, exec_id, action_hash, approval_id, state, status,
- *              response, tree_size, tree_root, result_sha256, error, ...)
+ *              response, tree_size, tree_root, result_sha256, error,
+ *              claimed_by (the log origin of the claiming instance), ...)
  *   approvals_used(message_sha256 PK, approval_id UNIQUE, nonce, used_us)
  *   logs(log_id PK, origin UNIQUE, public_key, lease_holder, lease_expires_us,
  *        checkpoint, checkpoint_size)
@@ -54,7 +55,11 @@ typedef struct store_backend_ops {
     /* Claims the nonce for an execution item and uses up its approval, in a
      * savepoint; sets item->result (and item->existing when taken).
      * Returns -1 only for database failures. */
-    int (*claim)(void *db, store_item *item, const char *exec_id, const char *action);
+    int (*claim)(void *db, store_item *item, const char *exec_id, const char *action,
+                 const char *claimed_by);
+    /* At start, after taking the lease: this log's executions still marked
+     * running were cut off by a crash; mark them unknown (SPEC 3.2). */
+    int (*mark_unknown)(void *db, const char *claimed_by, int64_t *count);
     /* Reads an execution by nonce inside the writer's transaction. */
     int (*find_execution_w)(void *db, const char *nonce, size_t nonce_len, store_execution *out);
     /* Records the answer prefix of a claimed execution. */
@@ -78,6 +83,7 @@ typedef struct store_backend_ops {
                         oe_buf *receipt);
     int (*export_receipts)(void *rd, int64_t log_id, uint64_t from, uint64_t limit,
                            oe_buf *out);
+    int (*list_unknown)(void *rd, void (*fn)(const store_pending *p, void *ctx), void *ctx);
 } store_backend_ops;
 
 extern const store_backend_ops store_sqlite_ops;

@@ -44,8 +44,10 @@ static const char *const MIGRATIONS[] = {
     "  tree_root BLOB,"
     "  result_sha256 TEXT,"
     "  error TEXT,"
+    "  claimed_by TEXT NOT NULL,"
     "  created_us INTEGER NOT NULL"
     ");"
+    "CREATE INDEX executions_by_state ON executions(state) WHERE state <> 1;"
     "CREATE TABLE approvals_used ("
     "  message_sha256 BLOB PRIMARY KEY,"
     "  approval_id TEXT NOT NULL UNIQUE,"
@@ -162,13 +164,13 @@ enum {
     W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
     W_INSERT_EXECUTION, W_INSERT_APPROVAL, W_COMPLETE, W_INSERT_RECEIPT, W_INSERT_NODE,
     W_FIND_EXECUTION, W_GET_NODE, W_FIND_LOG, W_INSERT_LOG, W_UPDATE_LEASE, W_RELEASE_LEASE,
-    W_LOG_SIZE, W_SAVE_CHECKPOINT, W_PROBE, W_COUNT
+    W_LOG_SIZE, W_SAVE_CHECKPOINT, W_PROBE, W_MARK_UNKNOWN, W_COUNT
 };
-enum { R_FIND_EXECUTION, R_GET_NODE, R_FIND_LOG, R_FIND_RECEIPT, R_EXPORT, R_COUNT };
+enum { R_FIND_EXECUTION, R_GET_NODE, R_FIND_LOG, R_FIND_RECEIPT, R_EXPORT, R_UNKNOWN, R_COUNT };
 
 #define SQL_FIND_EXECUTION                                                                     \
     "SELECT exec_id, action_hash, approval_id, state, status, response, tree_size, tree_root," \
-    " result_sha256, error FROM executions WHERE nonce = ?1"
+    " result_sha256, error, action FROM executions WHERE nonce = ?1"
 #define SQL_GET_NODE "SELECT hash FROM tlog_nodes WHERE log_id = ?1 AND level = ?2 AND idx = ?3"
 #define SQL_FIND_LOG                                                                           \
     "SELECT log_id, public_key, lease_holder, lease_expires_us, checkpoint, checkpoint_size"  \
@@ -183,12 +185,14 @@ static const char *const WRITER_SQL[W_COUNT] = {
     [W_ROLLBACK_TO] = "ROLLBACK TO item",
     [W_INSERT_EXECUTION] =
         "INSERT OR IGNORE INTO executions(nonce, exec_id, action, action_hash, approval_id,"
-        " state, status, response, tree_size, tree_root, result_sha256, error, created_us)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, x'', 0, NULL, ?8, ?9, ?10)",
+        " state, status, response, tree_size, tree_root, result_sha256, error, claimed_by,"
+        " created_us)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, x'', 0, NULL, ?8, ?9, ?11, ?10)",
     [W_INSERT_APPROVAL] =
         "INSERT OR IGNORE INTO approvals_used(message_sha256, approval_id, nonce, used_us)"
         " VALUES (?1, ?2, ?3, ?4)",
-    [W_COMPLETE] = "UPDATE executions SET response = ?2, tree_size = ?3, tree_root = ?4"
+    [W_COMPLETE] = "UPDATE executions SET state = 1, response = ?2, tree_size = ?3,"
+                   " tree_root = ?4, status = ?5, result_sha256 = ?6, error = ?7"
                    " WHERE nonce = ?1",
     [W_INSERT_RECEIPT] = "INSERT INTO receipts(log_id, seq, exec_id, body) VALUES (?1, ?2, ?3, ?4)",
     [W_INSERT_NODE] = "INSERT INTO tlog_nodes(log_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)",
@@ -202,6 +206,7 @@ static const char *const WRITER_SQL[W_COUNT] = {
     [W_LOG_SIZE] = "SELECT COALESCE(MAX(seq) + 1, 0) FROM receipts WHERE log_id = ?1",
     [W_SAVE_CHECKPOINT] = "UPDATE logs SET checkpoint = ?2, checkpoint_size = ?3 WHERE log_id = ?1",
     [W_PROBE] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', ?1)",
+    [W_MARK_UNKNOWN] = "UPDATE executions SET state = 2 WHERE state = 0 AND claimed_by = ?1",
 };
 
 static const char *const READER_SQL[R_COUNT] = {
@@ -211,6 +216,8 @@ static const char *const READER_SQL[R_COUNT] = {
     [R_FIND_RECEIPT] = "SELECT log_id, seq, body FROM receipts WHERE exec_id = ?1"
                        " ORDER BY log_id, seq LIMIT 1",
     [R_EXPORT] = "SELECT body FROM receipts WHERE log_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+    [R_UNKNOWN] = "SELECT nonce, exec_id, action, claimed_by, created_us FROM executions"
+                  " WHERE state = 2 ORDER BY created_us",
 };
 
 typedef struct sqlite_conn {
@@ -360,6 +367,7 @@ static int read_execution(sqlite3_stmt *st, store_execution *out)
         memcpy(out->tree_root, sqlite3_column_blob(st, 7), 32);
     copy_text(out->result_sha256, sizeof(out->result_sha256), st, 8);
     copy_text(out->error, sizeof(out->error), st, 9);
+    copy_text(out->action, sizeof(out->action), st, 10);
     if (out->response == NULL || (text != NULL && out->approval_id == NULL)) {
         done_row(st);
         store_execution_free(out);
@@ -388,7 +396,8 @@ static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
 static int writer_find_execution(void *p, const char *nonce, size_t nonce_len,
                                  store_execution *out);
 
-static int writer_claim(void *p, store_item *item, const char *exec_id, const char *action)
+static int writer_claim(void *p, store_item *item, const char *exec_id, const char *action,
+                        const char *claimed_by)
 {
     sqlite_conn *w = p;
     sqlite3_stmt *st = w->st[W_INSERT_EXECUTION];
@@ -401,11 +410,13 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
     sqlite3_bind_text(st, 3, action, (int)item->receipt.action_len, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, item->action_hash, -1, SQLITE_STATIC);
     bind_text_or_null(st, 5, item->approval_id);
-    sqlite3_bind_int(st, 6, EXEC_STATE_DONE);
+    sqlite3_bind_int(st, 6,
+                     item->kind == STORE_ITEM_CLAIM ? EXEC_STATE_RUNNING : EXEC_STATE_DONE);
     sqlite3_bind_int(st, 7, item->status);
     bind_text_or_null(st, 8, item->receipt.result_sha256);
     bind_text_or_null(st, 9, item->receipt.error);
     sqlite3_bind_int64(st, 10, now);
+    sqlite3_bind_text(st, 11, claimed_by, -1, SQLITE_STATIC);
     if (step_done(st) != 0)
         return -1;
 
@@ -454,7 +465,24 @@ static int writer_complete(void *p, const store_item *item)
     sqlite3_bind_blob(st, 2, item->prefix.data, (int)item->prefix.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)item->tree_size);
     sqlite3_bind_blob(st, 4, item->tree_root, 32, SQLITE_STATIC);
-    return step_done(st);
+    sqlite3_bind_int(st, 5, item->status);
+    bind_text_or_null(st, 6, item->receipt.result_sha256);
+    bind_text_or_null(st, 7, item->receipt.error);
+    if (step_done(st) != 0)
+        return -1;
+    return sqlite3_changes(((sqlite_conn *)p)->db) == 1 ? 0 : -1;
+}
+
+static int writer_mark_unknown(void *p, const char *claimed_by, int64_t *count)
+{
+    sqlite_conn *w = p;
+    sqlite3_stmt *st = w->st[W_MARK_UNKNOWN];
+
+    sqlite3_bind_text(st, 1, claimed_by, -1, SQLITE_STATIC);
+    if (step_done(st) != 0)
+        return -1;
+    *count = sqlite3_changes(w->db);
+    return 0;
 }
 
 static int writer_append_receipt(void *p, int64_t log_id, uint64_t seq, const char *exec_id,
@@ -683,6 +711,27 @@ static int reader_export(void *p, int64_t log_id, uint64_t from, uint64_t limit,
     return rc == SQLITE_DONE && !out->failed ? STORE_OK : STORE_ERROR;
 }
 
+static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void *ctx),
+                               void *ctx)
+{
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_UNKNOWN];
+    int rc, n = 0;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_pending pe;
+        pe.nonce = sqlite3_column_blob(st, 0);
+        pe.nonce_len = (size_t)sqlite3_column_bytes(st, 0);
+        pe.exec_id = (const char *)sqlite3_column_text(st, 1);
+        pe.action = (const char *)sqlite3_column_text(st, 2);
+        pe.claimed_by = (const char *)sqlite3_column_text(st, 3);
+        pe.created_us = sqlite3_column_int64(st, 4);
+        fn(&pe, ctx);
+        n++;
+    }
+    done_row(st);
+    return rc == SQLITE_DONE ? n : -1;
+}
+
 const store_backend_ops store_sqlite_ops = {
     .open_writer = open_writer,
     .close_writer = close_conn,
@@ -694,6 +743,7 @@ const store_backend_ops store_sqlite_ops = {
     .claim = writer_claim,
     .find_execution_w = writer_find_execution,
     .complete = writer_complete,
+    .mark_unknown = writer_mark_unknown,
     .append_receipt = writer_append_receipt,
     .put_node = writer_put_node,
     .get_node_w = writer_get_node,
@@ -706,4 +756,5 @@ const store_backend_ops store_sqlite_ops = {
     .get_node = reader_get_node,
     .find_receipt = reader_find_receipt,
     .export_receipts = reader_export,
+    .list_unknown = reader_list_unknown,
 };
