@@ -66,59 +66,6 @@ static const char MINT_USAGE[] =
     "  openexec mint --key cs.key --tenant acme --action echo --payload '{\"x\":1}'\n"
     "Exit status: 0 ok, 1 failure, 2 usage.\n";
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, data, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        data += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Writes a new file (O_EXCL) durably.  On failure after creating it, removes
- * it again so a half-written key never lingers.  -1 with errno set. */
-static int write_new_file(const char *path, const char *data, mode_t mode)
-{
-    int fd, saved;
-
-    fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -1;
-    if (write_all(fd, data, strlen(data)) != 0 || fsync(fd) != 0) {
-        saved = errno;
-        close(fd);
-        unlink(path);
-        errno = saved;
-        return -1;
-    }
-    return close(fd);
-}
-
-static void sync_dir_of(const char *path)
-{
-    char *copy = strdup(path), *slash;
-    int fd;
-
-    if (copy == NULL)
-        return;
-    slash = strrchr(copy, '/');
-    if (slash == copy)
-        slash[1] = '\0';
-    else if (slash != NULL)
-        *slash = '\0';
-    fd = open(slash != NULL ? copy : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd); /* best effort: the files themselves were fsynced */
-        close(fd);
-    }
-    free(copy);
-}
-
 int cli_keygen(int argc, char **argv)
 {
     const char *prefix = "openexec";
@@ -165,18 +112,18 @@ int cli_keygen(int argc, char **argv)
         fprintf(stderr, "openexec keygen: out of memory\n");
         goto out;
     }
-    if (write_new_file(key_path, priv_pem, 0600) != 0) {
+    if (keys_write_new_file(key_path, priv_pem, 0600) != 0) {
         fprintf(stderr, "openexec keygen: %s: %s\n", key_path,
                 errno == EEXIST ? "file exists, refusing to overwrite a key" : strerror(errno));
         goto out;
     }
     key_written = 1;
-    if (write_new_file(pub_path, pub_pem, 0644) != 0) {
+    if (keys_write_new_file(pub_path, pub_pem, 0644) != 0) {
         fprintf(stderr, "openexec keygen: %s: %s\n", pub_path,
                 errno == EEXIST ? "file exists, refusing to overwrite a key" : strerror(errno));
         goto out;
     }
-    sync_dir_of(key_path);
+    keys_sync_parent_dir(key_path); /* best effort: the files themselves were fsynced */
     printf("key id:      %s\n", key.key_id);
     printf("private key: %s (mode 0600; keep it with the approver)\n", key_path);
     printf("public key:  %s (for CLAWSHIELD_PUBLIC_KEY)\n", pub_path);

@@ -825,8 +825,7 @@ char *keys_private_pem(const keys_private *key)
     return pem;
 }
 
-/* fsync the directory holding path, so a new file's name is durable too. */
-static int fsync_parent_dir(const char *path)
+int keys_sync_parent_dir(const char *path)
 {
     char dir[PATH_MAX] = ".";
     const char *slash = strrchr(path, '/');
@@ -864,13 +863,11 @@ static int write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
-/* O_CREAT|O_EXCL write of a whole file, mode 0600; on a write error the
- * half-written file is removed.  -1 with errno set. */
-static int create_exclusive(const char *path, const char *data)
+int keys_write_new_file(const char *path, const char *data, mode_t mode)
 {
     int fd, saved;
 
-    fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
     if (fd < 0)
         return -1;
     if (write_all(fd, data, strlen(data)) != 0 || fsync(fd) != 0) {
@@ -923,7 +920,7 @@ int keys_load_or_create_private(const char *path, keys_private *out, char *why, 
     fd = -1;
     r = link(tmp, path);
     if (r != 0 && (errno == EPERM || errno == EOPNOTSUPP || errno == ENOSYS))
-        r = create_exclusive(path, pem); /* a filesystem without hard links */
+        r = keys_write_new_file(path, pem, 0600); /* a filesystem without hard links */
     if (r != 0) {
         if (errno == EEXIST) {
             /* Someone else created it first: theirs is the key. */
@@ -938,7 +935,7 @@ int keys_load_or_create_private(const char *path, keys_private *out, char *why, 
     }
     unlink(tmp);
     tmp_made = 0;
-    if (fsync_parent_dir(path) != 0) {
+    if (keys_sync_parent_dir(path) != 0) {
         set_why(why, why_len, "%s: cannot sync its directory: %s", path, strerror(errno));
         goto out;
     }

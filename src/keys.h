@@ -9,6 +9,7 @@
 #define OE_KEYS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define KEYS_MAX_PUBLIC 16
 #define KEYS_ID_LEN 16
@@ -45,6 +46,12 @@ int keys_load_private_file(const char *path, keys_private *out, char *why, size_
 int keys_load_or_create_private(const char *path, keys_private *out, char *why, size_t why_len);
 
 void keys_generate(keys_private *out);
+
+/* Creates path (O_EXCL: never overwrites) holding data, fsynced; a
+ * half-written file is removed again.  -1 with errno set. */
+int keys_write_new_file(const char *path, const char *data, mode_t mode);
+/* fsyncs the directory holding path, so a new file's name is durable too. */
+int keys_sync_parent_dir(const char *path);
 /* PEM text of the key; malloc'd, caller frees.  NULL on OOM. */
 char *keys_private_pem(const keys_private *key);
 char *keys_public_pem(const unsigned char pk[32]);
