@@ -3,12 +3,15 @@
 #
 # Runs one action exactly once, the way a careful client should:
 #   1. a fresh nonce for the logical request;
-#   2. POST /execute with curl's own retries: on a timeout, a refused or
-#      dropped connection, or a transient HTTP status (503, also 408, 429,
-#      500, 502, 504) curl sends the SAME request again (same nonce), with
-#      exponential backoff, honouring Retry-After, at most ATTEMPTS times.
-#      The server runs a nonce at most once, so a retry can never run the
-#      action twice: at worst it gets the first answer back;
+#   2. POST /execute with curl's own retries: on a timeout, a refused,
+#      dropped or reset connection, or a transient HTTP status (503; curl
+#      also counts 408, 429, 500, 502 and 504) curl sends the SAME request
+#      again (same nonce), with exponential backoff, honouring Retry-After,
+#      at most ATTEMPTS times in all.  The server runs a nonce at most once,
+#      so a retry can never run the action twice: at worst it gets the first
+#      answer back.  (Without --fail a 4xx is an answer, not an error, so
+#      --retry-all-errors does not retry it; curl does not retry 409
+#      request_in_progress, a client in a hurry may.)
 #   3. the same request once more on purpose: the stored answer, byte for
 #      byte, with Idempotent-Replayed: true;
 #   4. the signed receipt (GET /receipts/ID) checked by POST /receipts/verify,
@@ -43,12 +46,15 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 # body to $1.body and the headers to $1.hdr; prints the final HTTP status.
 execute() {
     curl -sS -o "$1.body" -D "$1.hdr" -w '%{http_code}' \
-         --max-time "$TIMEOUT" --retry $((ATTEMPTS - 1)) --retry-connrefused \
-         --retry-max-time 120 \
+         --max-time "$TIMEOUT" --retry $((ATTEMPTS - 1)) --retry-all-errors \
+         --retry-connrefused --retry-max-time 120 \
          -H 'Content-Type: application/json' --data-binary "$BODY" "$URL/execute"
 }
 
-if ! status=$(execute "$tmp/first"); then
+# curl fails when the last attempt found no server or no answer; a 503 after
+# the last attempt means nothing was attempted either.
+status=$(execute "$tmp/first") || status=none
+if [ "$status" = none ] || [ "$status" = 503 ]; then
     echo "no final answer after $ATTEMPTS attempts; it is safe to retry later with nonce $NONCE" >&2
     exit 1
 fi

@@ -207,6 +207,14 @@ def too_large(srv, method, path):
     return harness.Response(int(lines[0].split()[1]), headers, body)
 
 
+def wait_for_file(path, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise AssertionError("%s never appeared" % path)
+        time.sleep(0.02)
+
+
 def mount_tmpfs(path, size):
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path],
                        capture_output=True)
@@ -593,8 +601,11 @@ class OpenAPITests(unittest.TestCase):
         with open(path, "w") as f:
             json.dump({"actions": {
                 "fails": {"exec": ["/bin/false"], "timeout_ms": 5000},
-                "slow": {"exec": ["/bin/sh", "-c", "sleep 3; echo '{}'"], "timeout_ms": 20000},
-                "stuck": {"exec": ["/bin/sh", "-c", "sleep 60; echo '{}'"], "timeout_ms": 120000},
+                # Each touches a marker once it runs, i.e. once its nonce is claimed.
+                "slow": {"exec": ["/bin/sh", "-c", "touch \"$0\"; sleep 5; echo '{}'",
+                                  os.path.join(d, "slow.started")], "timeout_ms": 30000},
+                "stuck": {"exec": ["/bin/sh", "-c", "touch \"$0\"; sleep 60; echo '{}'",
+                                   os.path.join(d, "stuck.started")], "timeout_ms": 120000},
             }}, f)
         env = {"OPENEXEC_ACTIONS_FILE": path}
         try:
@@ -605,11 +616,11 @@ class OpenAPITests(unittest.TestCase):
                 _, err = self.call(srv, "POST", "/execute", {"action": "fails", "nonce": "f-1"}, want=502)
                 self.assertEqual(err["error"], "action_failed")
                 # Same nonce while the first is still running: the first
-                # request is sent (not awaited) and has a second to be claimed.
+                # request is sent (not awaited); its program has started.
                 body = json.dumps({"action": "slow", "nonce": "slow-1"})
-                first = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+                first = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
                 first.request("POST", "/execute", body=body, headers={"Content-Type": "application/json"})
-                time.sleep(1)
+                wait_for_file(os.path.join(d, "slow.started"))
                 r = srv.post("/execute", body)
                 err = self.check_answer("POST", "/execute", r, 409)
                 self.assertEqual(err["error"], "request_in_progress")
@@ -621,7 +632,7 @@ class OpenAPITests(unittest.TestCase):
                 stuck = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
                 stuck.request("POST", "/execute", body=json.dumps({"action": "stuck", "nonce": "stuck-1"}),
                               headers={"Content-Type": "application/json"})
-                time.sleep(1)
+                wait_for_file(os.path.join(d, "stuck.started"))
                 srv.kill()
                 stuck.close()
             finally:
