@@ -7,17 +7,39 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A truncated detail may end inside a UTF-8 sequence (a long tenant name,
+ * say); cut back to the last whole character so it stays valid text. */
+static void trim_partial_utf8(char *s)
+{
+    size_t len = strlen(s), start = len, need;
+    unsigned char lead;
+
+    while (start > 0 && ((unsigned char)s[start - 1] & 0xC0) == 0x80 && len - start < 3)
+        start--;
+    if (start == 0)
+        return;
+    lead = (unsigned char)s[start - 1];
+    if (lead < 0x80)
+        return; /* ends in ASCII: nothing partial */
+    need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (len - (start - 1) < need)
+        s[start - 1] = '\0';
+}
+
 void oe_error_set(oe_error *err, int status, const char *code, const char *fmt, ...)
 {
     va_list ap;
+    int n;
 
     if (err == NULL)
         return;
     err->status = status;
     err->code = code;
     va_start(ap, fmt);
-    vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
+    n = vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(err->detail))
+        trim_partial_utf8(err->detail);
 }
 
 void oe_error_clear(oe_error *err)

@@ -39,7 +39,8 @@
 #include <pthread.h>
 #include <time.h>
 
-#define RESPONSE_MAX (4 * 1024 * 1024)
+/* A 1 MiB body can grow sixfold when escaped (\u007f for each DEL). */
+#define RESPONSE_MAX (8 * 1024 * 1024)
 #define HEAD_MAX (RESPONSE_MAX + 64 * 1024)
 #define FINISH_RETRY_MS 10000 /* how long a finished action waits for a writable store */
 

@@ -10,8 +10,8 @@
 
 #include <string.h>
 
-static const int STATUSES[METRICS_STATUSES] = {200, 400, 403, 404, 405, 409,
-                                               413, 422, 500, 502, 503, 0 /* other */};
+static const int STATUSES[METRICS_STATUSES] = {200, 400, 403, 404, 405, 409, 413,
+                                               422, 431, 502, 503, 0 /* other */};
 static const char *const OUTCOMES[METRICS_OUTCOMES] = {"executed", "replayed", "denied",
                                                        "rejected", "failed",   "resolved"};
 static const char *const REASONS[METRICS_REASONS] = {

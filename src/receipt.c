@@ -275,7 +275,7 @@ static void verify_signed_form(const json_t *sr, receipt_key_fn keys, void *ctx,
     answer_valid(ans, receipt_verify_signed(sr, keys, ctx, why, sizeof(why)));
 }
 
-#define RESULT_JSON_MAX (2 * 1024 * 1024)
+#define RESULT_JSON_MAX (8 * 1024 * 1024)
 
 static const json_t *string_field(const json_t *root, const char *name, oe_error *err)
 {
@@ -324,15 +324,18 @@ void receipt_verify_request(const char *body, size_t len, receipt_key_fn keys, v
         oe_error_set(&err, 422, "invalid_request", "Field 'result' is too large");
         goto fail;
     }
-    /* exec_id may hold NUL; hash exactly the bytes the client sent. */
+    /* Hash exactly the bytes the client sent (exec_id may hold NUL), with
+     * no intermediate buffer that could truncate them. */
     {
-        oe_buf msg;
-        oe_buf_init(&msg, RESULT_JSON_MAX + 4096);
-        oe_buf_append(&msg, json_string_value(exec_id), json_string_length(exec_id));
-        oe_buf_putc(&msg, ':');
-        oe_buf_append(&msg, result_json.data ? result_json.data : "", result_json.len);
-        canon_sha256_hex(msg.data ? msg.data : "", msg.len, expected);
-        oe_buf_free(&msg);
+        crypto_hash_sha256_state h;
+        unsigned char digest[32];
+        crypto_hash_sha256_init(&h);
+        crypto_hash_sha256_update(&h, (const unsigned char *)json_string_value(exec_id),
+                                  json_string_length(exec_id));
+        crypto_hash_sha256_update(&h, (const unsigned char *)":", 1);
+        crypto_hash_sha256_update(&h, (const unsigned char *)result_json.data, result_json.len);
+        crypto_hash_sha256_final(&h, digest);
+        sodium_bin2hex(expected, sizeof(expected), digest, sizeof(digest));
     }
     valid = json_string_length(receipt) == 64 &&
             sodium_memcmp(expected, json_string_value(receipt), 64) == 0;

@@ -64,6 +64,7 @@
 #include "log.h"
 #include "log_api.h"
 #include "metrics.h"
+#include "openapi.h"
 #include "receipt.h"
 #include "store.h"
 #include "util.h"
@@ -72,6 +73,8 @@
 #define REQUEST_TIMEOUT_MS 10000
 #define DRAIN_FLUSH_MS 200
 #define REQUEST_ID_MAX 128
+#define ACCEPT_PAUSE_MS 100
+#define MAX_CONNECTIONS_PER_LOOP 20000
 #define SMALL_BODY_MAX 65536
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -91,6 +94,8 @@ typedef struct oe_worker {
     store_reader *reader;
     size_t pending;     /* requests of this loop waiting for the store */
     size_t connections; /* open client connections of this loop */
+    h2o_timeout_t accept_pause;       /* ACCEPT_PAUSE_MS */
+    h2o_timeout_entry_t accept_resume; /* linked while accepting is paused */
     conn_guard *dead_guards; /* closed connections' guards, freed after each iteration */
     int draining;
 } oe_worker;
@@ -143,7 +148,9 @@ static unsigned endpoint_other(void);
 static oe_worker *worker_of(h2o_req_t *req);
 
 /* See "framing guard" below. */
-#define FRAMING_MARKER "x-openexec-te-dup"
+#define FRAMING_MARKER "x-openexec-te-dup"    /* as long as "transfer-encoding" */
+#define FRAMING_MARKER_CL "x-openexec-dcl" /* as long as "content-length" */
+#define HEADERS_MAX 16384                   /* request line + headers, our bound */
 static void guard_watch_write(h2o_req_t *req);
 
 /* ---- responses ---------------------------------------------------------- */
@@ -159,6 +166,7 @@ static const char *reason_phrase(int status)
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 422: return "Unprocessable Entity";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
@@ -489,6 +497,16 @@ static void handle_metrics(oe_server *srv, h2o_req_t *req, const char *rid, oe_a
     ans->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+static void handle_openapi(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
+{
+    oe_buf b;
+
+    (void)srv, (void)req, (void)rid;
+    oe_buf_init(&b, oe_openapi_json_len + 1);
+    oe_buf_append(&b, oe_openapi_json, oe_openapi_json_len);
+    answer_buf(ans, 200, &b);
+}
+
 #define RECEIPT_PREFIX "/receipts/"
 
 static void handle_receipt_by_id(oe_server *srv, h2o_req_t *req, const char *rid,
@@ -595,6 +613,7 @@ static const route routes[] = {
     {"/checkpoint", "GET", handle_checkpoint, 0},
     {"/log/consistency", "GET", handle_consistency, 0},
     {"/metrics", "GET", handle_metrics, 0},
+    {"/openapi.json", "GET", handle_openapi, 0},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -618,6 +637,16 @@ static void register_endpoints(oe_metrics *m)
 /* /receipts/{exec_id}: any other path under /receipts/. */
 static const route receipt_by_id_route = {RECEIPT_PREFIX, "GET", handle_receipt_by_id, 0};
 
+/* What the client sent before its body, near enough: path and headers. */
+static size_t header_bytes(const h2o_req_t *req)
+{
+    size_t n = req->path.len + req->authority.len + req->method.len, i;
+
+    for (i = 0; i < req->headers.size; i++)
+        n += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    return n;
+}
+
 static int method_is(const h2o_req_t *req, const char *m)
 {
     return h2o_memis(req->method.base, req->method.len, m, strlen(m));
@@ -636,11 +665,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     take_request_id(req, rid);
 
     /* Request smuggling shape (SPEC 7): refuse and close, whatever the path. */
-    if (h2o_find_header_by_str(&req->headers, H2O_STRLIT(FRAMING_MARKER), -1) != -1) {
+    if (h2o_find_header_by_str(&req->headers, H2O_STRLIT(FRAMING_MARKER), -1) != -1 ||
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT(FRAMING_MARKER_CL), -1) != -1) {
         req->http1_is_persistent = 0;
         send_error(req, 400, "bad_request",
-                   "Request has both Content-Length and Transfer-Encoding", rid, NULL,
-                   endpoint_other());
+                   "Ambiguous framing: Content-Length with Transfer-Encoding, or two "
+                   "different Content-Lengths",
+                   rid, NULL, endpoint_other());
+        return 0;
+    }
+    if (header_bytes(req) > HEADERS_MAX) {
+        req->http1_is_persistent = 0;
+        send_error(req, 431, "headers_too_large",
+                   "Request line and headers exceed 16384 bytes", rid, NULL, endpoint_other());
         return 0;
     }
 
@@ -758,29 +795,74 @@ static int line_has_name(const char *line, size_t len, const char *name)
     return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
 }
 
+/* Two "Content-Length:" lines carry the same value (blanks ignored). */
+static int same_header_value(const char *a, const char *b)
+{
+    a = strchr(a, ':') + 1;
+    b = strchr(b, ':') + 1;
+    for (;;) {
+        while (*a == ' ' || *a == '\t')
+            a++;
+        while (*b == ' ' || *b == '\t')
+            b++;
+        if (*a == '\r' || *a == '\n' || *b == '\r' || *b == '\n')
+            return (*a == '\r' || *a == '\n') && (*b == '\r' || *b == '\n');
+        if (*a != *b)
+            return 0;
+        a++;
+        b++;
+    }
+}
+
+/* The end of the header block starting at p: just past its blank line
+ * ("\n\n" or "\n\r\n", since HTTP/1 parsers accept bare LF line ends), or
+ * NULL when the block is not complete yet. */
+static char *header_block_end(char *p, char *end)
+{
+    for (; p < end; p++) {
+        if (*p != '\n')
+            continue;
+        if (p + 1 < end && p[1] == '\n')
+            return p + 2;
+        if (p + 2 < end && p[1] == '\r' && p[2] == '\n')
+            return p + 3;
+    }
+    return NULL;
+}
+
 static void neutralise_conflicting_framing(h2o_buffer_t *input)
 {
     char *p = input->bytes, *end = input->bytes + input->size;
 
     while (p < end) {
-        char *block_end = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
-        char *te = NULL, *line;
-        int has_cl = 0;
+        char *block_end = header_block_end(p, end), *line, *te = NULL, *cl = NULL;
+        int conflict = 0;
 
         if (block_end == NULL)
             return;
         for (line = p; line < block_end;) {
-            char *eol = memmem(line, (size_t)(block_end + 2 - line), "\r\n", 2);
+            char *eol = memchr(line, '\n', (size_t)(block_end - line));
             size_t len = (size_t)(eol - line);
-            if (line_has_name(line, len, "content-length"))
-                has_cl = 1;
-            else if (line_has_name(line, len, "transfer-encoding"))
+            if (len > 0 && line[len - 1] == '\r')
+                len--;
+            if (line_has_name(line, len, "content-length")) {
+                /* A second Content-Length with another value is as
+                 * ambiguous as Content-Length with Transfer-Encoding. */
+                if (cl != NULL && !same_header_value(cl, line))
+                    conflict = 1, te = line;
+                cl = line;
+            } else if (line_has_name(line, len, "transfer-encoding") && te == NULL) {
                 te = line;
-            line = eol + 2;
+            }
+            line = eol + 1;
         }
-        if (has_cl && te != NULL)
-            memcpy(te, FRAMING_MARKER, sizeof(FRAMING_MARKER) - 1);
-        p = block_end + 4;
+        if (te != NULL && (conflict || cl != NULL)) {
+            if (conflict) /* rename the second Content-Length */
+                memcpy(te, FRAMING_MARKER_CL, sizeof(FRAMING_MARKER_CL) - 1);
+            else
+                memcpy(te, FRAMING_MARKER, sizeof(FRAMING_MARKER) - 1);
+        }
+        p = block_end;
     }
 }
 
@@ -850,6 +932,27 @@ static void free_dead_guards(oe_worker *w)
     }
 }
 
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void resume_accepting(h2o_timeout_entry_t *entry)
+{
+    oe_worker *w = container_of(entry, oe_worker, accept_resume);
+
+    if (w->listener != NULL && !w->draining)
+        h2o_socket_read_start(w->listener, on_accept);
+}
+
+/* Out of descriptors (or connections): the listener stays readable, and
+ * retrying at once would spin a core.  Stop accepting for a moment; the
+ * kernel's backlog holds new clients meanwhile. */
+static void pause_accepting(oe_worker *w)
+{
+    if (h2o_timeout_is_linked(&w->accept_resume))
+        return;
+    h2o_socket_read_stop(w->listener);
+    h2o_timeout_link(w->ctx.loop, &w->accept_pause, &w->accept_resume);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     oe_worker *w = listener->data;
@@ -858,8 +961,15 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 
     if (err != NULL)
         return;
-    if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
+    if (w->connections >= MAX_CONNECTIONS_PER_LOOP) {
+        pause_accepting(w);
         return;
+    }
+    if ((sock = h2o_evloop_socket_accept(listener)) == NULL) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            pause_accepting(w);
+        return;
+    }
     if ((g = calloc(1, sizeof(*g))) == NULL) {
         h2o_socket_close(sock);
         return;
@@ -875,6 +985,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 
 static void close_listener(oe_worker *w)
 {
+    if (h2o_timeout_is_linked(&w->accept_resume))
+        h2o_timeout_unlink(&w->accept_resume);
     if (w->listener != NULL) {
         h2o_socket_read_stop(w->listener);
         h2o_socket_close(w->listener);
@@ -936,6 +1048,8 @@ static int worker_init(oe_server *srv, oe_worker *w, h2o_hostconf_t **hosts, cha
         snprintf(why, why_len, "dup: %s", strerror(errno));
         return -1;
     }
+    h2o_timeout_init(w->ctx.loop, &w->accept_pause, ACCEPT_PAUSE_MS);
+    w->accept_resume.cb = resume_accepting;
     w->listener = h2o_evloop_socket_create(w->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
