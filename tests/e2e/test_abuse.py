@@ -19,7 +19,7 @@ What is asserted, and why:
 
 Tests named test_bug_* show a known defect and fail until it is fixed; each
 says where.  Everything is bounded (fixed loop counts, fixed seeds),
-loopback only, and the file runs in about 30 s.  OE_E2E_TIME_SCALE (default
+loopback only; the file runs in under a minute.  OE_E2E_TIME_SCALE (default
 1) stretches the latency bounds for slow builds (valgrind-e2e.sh sets it).
 """
 
@@ -45,6 +45,12 @@ MIB = 1024 * 1024           # body limit (docs/http.md)
 PROMPT = 1.0 * SCALE        # "served promptly": every normal request under this
 
 STATUS_RE = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
+
+# test_bug_* tests fail until their defect is fixed.  OE_SKIP_KNOWN_BUGS=1
+# skips them (e.g. to see the rest green while a fix is under way); by
+# default they run and fail.
+known_bug = unittest.skipIf(os.environ.get("OE_SKIP_KNOWN_BUGS"),
+                            "known bug (OE_SKIP_KNOWN_BUGS is set)")
 
 
 # ---- raw HTTP/1.1 helpers --------------------------------------------------
@@ -331,6 +337,7 @@ class SlowReaders(AbuseBase):
                 pass
         return n
 
+    @known_bug
     def test_bug_a_client_that_never_reads_is_dropped(self):
         # BUG (src/server.c: only http1.req_timeout is set, and h2o 2.2 has
         # no timeout for sending an answer): a client that sends a request
@@ -369,9 +376,11 @@ class SlowReaders(AbuseBase):
 class OutOfFileDescriptors(unittest.TestCase):
     """More idle connections than the server has file descriptors."""
 
+    @known_bug
     @unittest.skipIf(os.environ.get("OE_E2E_VALGRIND"),
                      "valgrind keeps file descriptors of its own and refuses accept()s "
                      "above its limit itself, so EMFILE never reaches the server")
+    @known_bug
     def test_bug_out_of_fds_does_not_busy_loop(self):
         # BUG (src/server.c on_accept, line 851 at 3e4f6ab): no connection
         # limit (the header comment names MAX_CONNECTIONS_PER_LOOP, which
@@ -486,6 +495,7 @@ class BigPayloads(AbuseBase):
         (r,), _ = parse_responses(out)
         self.assert_json_error(r, 413, "body_too_large")
 
+    @known_bug
     def test_bug_one_mib_of_del_characters_is_not_a_5xx(self):
         # BUG (src/execute.c:37 RESPONSE_MAX = 4 MiB, build_success): a raw
         # DEL (0x7f) is 1 byte in the body and 6 in the canonical answer
@@ -540,6 +550,7 @@ class Headers(AbuseBase):
             b"X-%d: v\r\n" % i for i in range(150)) + b"\r\n")
         self.assertTrue(out.startswith(b"HTTP/1.1 400"), out[:200])
 
+    @known_bug
     def test_bug_header_over_documented_limit_is_refused(self):
         # BUG (docs/http.md "Limits", src/server.c header comment): the
         # request line + headers are documented as bounded at 8 KiB by h2o,
@@ -600,6 +611,7 @@ class NonUtf8(AbuseBase):
 
 
 class ClawshieldDetails(unittest.TestCase):
+    @known_bug
     def test_bug_tenant_mismatch_answer_is_json_for_a_long_non_ascii_tenant(self):
         # BUG (src/approval.c:409 + src/answer.c:16 at 3e4f6ab): the
         # tenant_mismatch detail cuts the artifact's tenant_id at 256 bytes,
@@ -635,6 +647,7 @@ class ClawshieldDetails(unittest.TestCase):
 
 
 class ReceiptsVerifyLimits(AbuseBase):
+    @known_bug
     def test_bug_long_exec_id_cannot_make_a_wrong_receipt_valid(self):
         # BUG (src/receipt.c:330-333 at 3e4f6ab): the buffer exec_id + ":" +
         # result_json is capped at 2 MiB + 4 KiB; when a long exec_id and a
@@ -758,6 +771,7 @@ class Smuggling(AbuseBase):
         for what, data in shapes.items():
             self.assert_refused_and_closed(data, what)
 
+    @known_bug
     def test_bug_content_length_with_transfer_encoding_bare_lf_is_400_and_close(self):
         # BUG (src/server.c neutralise_conflicting_framing, line 759 at 3e4f6ab):
         # the guard only recognises CRLF line ends ("\r\n\r\n" block end, "\r\n"
@@ -771,6 +785,7 @@ class Smuggling(AbuseBase):
         self.assert_refused_and_closed(self.cl_te(te_line=b"X-A: 1\nTransfer-Encoding: chunked"),
                                        "LF inside a CRLF block")
 
+    @known_bug
     def test_bug_duplicate_content_length_with_different_values_is_400(self):
         # BUG (h2o 2.2 frames by the first Content-Length; nothing in
         # src/server.c looks for a second): RFC 9112 6.3 makes differing
