@@ -22,9 +22,10 @@
  *   refuses a larger body itself, before any handler runs, with a text/plain
  *   413; a filter on the fallback path (the only path such early errors are
  *   bound to) rewrites that answer into SPEC 2's JSON body_too_large.
- *   Header size and count are bounded by h2o (8 KiB, 100 headers), slow or
- *   idle connections by http1.req_timeout, connections per loop by
- *   MAX_CONNECTIONS_PER_LOOP.
+ *   Request line and headers are bounded at HEADERS_MAX (h2o's own bounds
+ *   are looser), slow or idle clients by http1.req_timeout while sending and
+ *   SEND_TIMEOUT_MS while (not) reading their answer, connections per loop
+ *   by MAX_CONNECTIONS_PER_LOOP.
  *
  * Shutdown
  *   SIGTERM: every loop closes its listener, asks h2o to close idle
@@ -74,6 +75,7 @@
 #define DRAIN_FLUSH_MS 200
 #define REQUEST_ID_MAX 128
 #define ACCEPT_PAUSE_MS 100
+#define SEND_TIMEOUT_MS 10000
 #define MAX_CONNECTIONS_PER_LOOP 20000
 #define SMALL_BODY_MAX 65536
 
@@ -95,6 +97,7 @@ typedef struct oe_worker {
     size_t pending;     /* requests of this loop waiting for the store */
     size_t connections; /* open client connections of this loop */
     h2o_timeout_t accept_pause;       /* ACCEPT_PAUSE_MS */
+    h2o_timeout_t send_timeout;       /* SEND_TIMEOUT_MS for a client to take its answer */
     h2o_timeout_entry_t accept_resume; /* linked while accepting is paused */
     conn_guard *dead_guards; /* closed connections' guards, freed after each iteration */
     int draining;
@@ -782,6 +785,8 @@ next:
 
 struct conn_guard {
     oe_worker *worker;
+    h2o_socket_t *sock;
+    h2o_timeout_entry_t send_deadline; /* linked while an answer is being written */
     h2o_socket_cb h2o_read;  /* h2o's HTTP/1 read callback */
     h2o_socket_cb h2o_write; /* h2o's callback for the write in flight */
     int closed;
@@ -889,6 +894,8 @@ static void guard_on_write(h2o_socket_t *sock, const char *err)
 {
     conn_guard *g = sock->on_close.data;
 
+    if (h2o_timeout_is_linked(&g->send_deadline))
+        h2o_timeout_unlink(&g->send_deadline);
     g->h2o_write(sock, err);
     /* h2o may have closed the socket in its callback; the guard outlives
      * it until the loop iteration ends (free_dead_guards), so ask it. */
@@ -910,13 +917,29 @@ static void guard_watch_write(h2o_req_t *req)
     if (sock->_cb.write != NULL && sock->_cb.write != guard_on_write) {
         g->h2o_write = sock->_cb.write;
         sock->_cb.write = guard_on_write;
+        if (!h2o_timeout_is_linked(&g->send_deadline))
+            h2o_timeout_link(g->worker->ctx.loop, &g->worker->send_timeout, &g->send_deadline);
     }
+}
+
+/* A client that does not take its answer within SEND_TIMEOUT_MS: shut the
+ * socket down.  h2o then sees its pending write fail and closes the
+ * connection through its own error path (closing it under h2o would not
+ * be safe). */
+static void on_send_deadline(h2o_timeout_entry_t *entry)
+{
+    conn_guard *g = container_of(entry, conn_guard, send_deadline);
+
+    if (!g->closed)
+        shutdown(h2o_socket_get_fd(g->sock), SHUT_RDWR);
 }
 
 static void guard_on_close(void *data)
 {
     conn_guard *g = data;
 
+    if (h2o_timeout_is_linked(&g->send_deadline))
+        h2o_timeout_unlink(&g->send_deadline);
     g->closed = 1;
     g->worker->connections--;
     g->next_dead = g->worker->dead_guards;
@@ -975,6 +998,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         return;
     }
     g->worker = w;
+    g->sock = sock;
+    g->send_deadline.cb = on_send_deadline;
     w->connections++;
     sock->on_close.cb = guard_on_close;
     sock->on_close.data = g;
@@ -1049,6 +1074,7 @@ static int worker_init(oe_server *srv, oe_worker *w, h2o_hostconf_t **hosts, cha
         return -1;
     }
     h2o_timeout_init(w->ctx.loop, &w->accept_pause, ACCEPT_PAUSE_MS);
+    h2o_timeout_init(w->ctx.loop, &w->send_timeout, SEND_TIMEOUT_MS);
     w->accept_resume.cb = resume_accepting;
     w->listener = h2o_evloop_socket_create(w->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
