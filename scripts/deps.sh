@@ -4,7 +4,7 @@
 # only when something is missing.
 set -eu
 
-PACKAGES="make build-essential cmake pkg-config clang libclang-rt-14-dev
+PACKAGES="make build-essential nodejs cmake pkg-config clang libclang-rt-14-dev
 libh2o-evloop-dev libssl-dev libjansson-dev libsodium-dev libsqlite3-dev
 libpq-dev postgresql postgresql-contrib python3 python3-cryptography curl wrk
 openssl sqlite3"

@@ -64,6 +64,7 @@ static int load_env(oe_config *cfg, const char *cmd)
 
 typedef struct pending_out {
     int json;
+    int header_done;
     oe_buf line;
 } pending_out;
 
@@ -76,6 +77,10 @@ static void print_pending(const store_pending *p, void *ctx)
 
     gmtime_r(&secs, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!o->json && !o->header_done) {
+        printf("NONCE\tEXEC_ID\tACTION\tCLAIMED_AT\n");
+        o->header_done = 1;
+    }
     oe_buf_reset(&o->line);
     if (o->json) {
         oe_buf_puts(&o->line, "{\"nonce\":");
@@ -114,13 +119,13 @@ int cli_pending(int argc, char **argv)
     if ((rc = load_env(&cfg, "pending")) != 0)
         return rc;
     oe_buf_init(&out.line, 1024 * 1024);
-    if (!out.json)
-        printf("NONCE\tEXEC_ID\tACTION\tCLAIMED_AT\n");
     n = store_list_unknown(&cfg, print_pending, &out, why, sizeof(why));
     oe_buf_free(&out.line);
     config_free(&cfg);
     if (n < 0) {
-        fprintf(stderr, "openexec pending: %s\n", why);
+        fprintf(stderr, "openexec pending: %s (is OPENEXEC_DB_URL the server's, and has the "
+                        "server started once on it?)\n",
+                why);
         return EXIT_FAIL;
     }
     return 0;

@@ -92,7 +92,7 @@ static int load_key(const char *cmd, const char *path, unsigned char pk[32])
     char why[256];
 
     if (keys_load_public_file(path, &set, why, sizeof(why)) != 0)
-        return invalid(cmd, "%s: %s", path, why);
+        return invalid(cmd, "%s%s", why, "");
     memcpy(pk, set.keys[0].pk, 32);
     return 0;
 }

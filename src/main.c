@@ -14,6 +14,8 @@
 #include <sodium.h>
 
 #include "actions.h"
+#include "buf.h"
+#include "canon.h"
 #include "cli.h"
 #include "config.h"
 #include "log.h"
@@ -26,9 +28,9 @@ static const char USAGE[] =
     "\n"
     "commands:\n"
     "  serve [--host H] [--port P]   run the HTTP service (default 127.0.0.1:5000)\n"
-    "  check-config                  validate the environment and exit 0 or 2\n"
+    "  check-config [--json]         validate the environment and exit 0 or 2\n"
     "  keygen [--out PREFIX]         write an Ed25519 key pair (PREFIX.key, PREFIX.pub)\n"
-    "  mint --key PRIV --tenant T --action A --payload JSON [--ttl S]\n"
+    "  mint --key PRIV --tenant T --action A [--payload JSON] [--ttl S]\n"
     "                                print a ClawShield approval artifact\n"
     "  verify-log --key PUB --checkpoint CP FILE.jsonl\n"
     "                                check a receipt export against a checkpoint\n"
@@ -39,12 +41,15 @@ static const char USAGE[] =
     "                                record an operator's finding\n"
     "\n"
     "options:\n"
-    "  -h, --help                    this help (also: openexec <command> --help)\n"
+    "  -h, --help                    this help (also: openexec <command> --help,\n"
+    "                                openexec help <command>)\n"
     "  -V, --version                 print the version\n"
     "\n"
     "environment: OPENEXEC_MODE, CLAWSHIELD_PUBLIC_KEY, CLAWSHIELD_TENANT_ID,\n"
     "  OPENEXEC_ALLOWED_ACTIONS, OPENEXEC_DB_URL, OPENEXEC_HOST, OPENEXEC_PORT,\n"
-    "  OPENEXEC_THREADS (see docs/configuration.md)\n"
+    "  OPENEXEC_THREADS, OPENEXEC_ACTIONS_FILE, OPENEXEC_ACTION_WORKERS,\n"
+    "  OPENEXEC_ACTION_QUEUE, OPENEXEC_RECEIPT_KEY, OPENEXEC_LOG_ORIGIN,\n"
+    "  OPENEXEC_ACCESS_LOG (see man openexec, docs/configuration.md)\n"
     "\n"
     "exit status: 0 success, 1 runtime failure, 2 usage or configuration error\n";
 
@@ -56,9 +61,10 @@ static const char SERVE_USAGE[] =
     "  --port PORT   port to listen on, 0 for any (OPENEXEC_PORT, default 5000)\n";
 
 static const char CHECK_USAGE[] =
-    "usage: openexec check-config\n"
+    "usage: openexec check-config [--json]\n"
     "\n"
-    "Validates the environment as serve would and prints the effective settings.\n"
+    "Validates the environment as serve would and prints the effective settings\n"
+    "(--json: one JSON object, for scripts).\n"
     "Exits 0 when serve would start ready, 2 otherwise.\n";
 
 static int wants_help(int argc, char **argv)
@@ -150,16 +156,38 @@ static int cmd_serve(int argc, char **argv)
 static int cmd_check_config(int argc, char **argv)
 {
     oe_config cfg;
-    int rc;
+    int rc, json;
 
     if (wants_help(argc, argv)) {
         fputs(CHECK_USAGE, stdout);
         return 0;
     }
-    if (argc > 1)
+    if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
         return usage_error(argv[0], "unexpected argument '%s'", argv[1]);
+    json = argc == 2;
     if ((rc = load_config(&cfg, NULL, NULL, "check-config")) != 0)
         return rc;
+    if (json) {
+        oe_buf b;
+        oe_buf_init(&b, 64 * 1024);
+        oe_buf_printf(&b, "{\"ok\":%s,\"mode\":\"%s\",\"host\":",
+                      cfg.key_problem ? "false" : "true", config_mode_name(cfg.mode));
+        canon_append_string(&b, cfg.host, strlen(cfg.host));
+        oe_buf_printf(&b, ",\"port\":%d,\"store\":\"%s\",\"restriction\":\"%s\","
+                          "\"clawshield_keys\":%zu,\"problem\":",
+                      cfg.port, cfg.db_kind == OE_DB_SQLITE ? "sqlite" : "postgresql",
+                      cfg.allowed_actions ? "restricted" : "open", cfg.clawshield_keys.count);
+        if (cfg.key_problem)
+            canon_append_string(&b, cfg.key_problem, strlen(cfg.key_problem));
+        else
+            oe_buf_puts(&b, "null");
+        oe_buf_puts(&b, "}\n");
+        fwrite(b.data, 1, b.len, stdout);
+        oe_buf_free(&b);
+        rc = cfg.key_problem ? 2 : 0;
+        config_free(&cfg);
+        return rc;
+    }
     printf("mode: %s\n", config_mode_name(cfg.mode));
     printf("listen: %s:%d\n", cfg.host, cfg.port);
     printf("store: %s\n", cfg.db_kind == OE_DB_SQLITE ? cfg.sqlite_path : "postgresql");
@@ -176,6 +204,8 @@ static int cmd_check_config(int argc, char **argv)
     return rc;
 }
 
+static int dispatch(const char *cmd, int argc, char **argv);
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -188,30 +218,44 @@ int main(int argc, char **argv)
         fputs(USAGE, stderr);
         return 2;
     }
+    if (strcmp(cmd, "help") == 0 && argc > 2) {
+        /* openexec help CMD == openexec CMD --help */
+        char *help_argv[] = {argv[2], "--help", NULL};
+        return dispatch(argv[2], 2, help_argv);
+    }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(USAGE, stdout);
         return 0;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
+        if (argc > 2) {
+            fprintf(stderr, "openexec: %s takes no arguments\n", cmd);
+            return 2;
+        }
         printf("openexec %s\n", OPENEXEC_VERSION);
         return 0;
     }
+    return dispatch(cmd, argc - 1, argv + 1);
+}
+
+static int dispatch(const char *cmd, int argc, char **argv)
+{
     if (strcmp(cmd, "serve") == 0)
-        return cmd_serve(argc - 1, argv + 1);
+        return cmd_serve(argc, argv);
     if (strcmp(cmd, "check-config") == 0)
-        return cmd_check_config(argc - 1, argv + 1);
+        return cmd_check_config(argc, argv);
     if (strcmp(cmd, "keygen") == 0)
-        return cli_keygen(argc - 1, argv + 1);
+        return cli_keygen(argc, argv);
     if (strcmp(cmd, "mint") == 0)
-        return cli_mint(argc - 1, argv + 1);
+        return cli_mint(argc, argv);
     if (strcmp(cmd, "verify-log") == 0)
-        return cli_verify_log(argc - 1, argv + 1);
+        return cli_verify_log(argc, argv);
     if (strcmp(cmd, "verify-receipt") == 0)
-        return cli_verify_receipt(argc - 1, argv + 1);
+        return cli_verify_receipt(argc, argv);
     if (strcmp(cmd, "pending") == 0)
-        return cli_pending(argc - 1, argv + 1);
+        return cli_pending(argc, argv);
     if (strcmp(cmd, "resolve") == 0)
-        return cli_resolve(argc - 1, argv + 1);
-    fprintf(stderr, "openexec: unknown command '%s'\n%s", cmd, USAGE);
+        return cli_resolve(argc, argv);
+    fprintf(stderr, "openexec: unknown command '%s' (try 'openexec --help')\n", cmd);
     return 2;
 }
