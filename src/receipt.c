@@ -201,6 +201,13 @@ int receipt_verify_signed(const json_t *sr, receipt_key_fn keys, void *ctx, char
         snprintf(why, why_len, "not a signed receipt (receipt, inclusion, checkpoint)");
         return 0;
     }
+    /* Exactly these members (SPEC 5.2): nothing signs a field beside them,
+     * so accepting one would let anybody attach claims that look verified. */
+    if (json_object_size(sr) != 3 || json_object_size(inclusion) != 3) {
+        snprintf(why, why_len, "a signed receipt holds exactly receipt, inclusion (size, "
+                               "index, hashes) and checkpoint; unsigned fields were added");
+        return 0;
+    }
     if (tlog_checkpoint_parse(json_string_value(note), json_string_length(note), &cp) != 0) {
         snprintf(why, why_len, "malformed checkpoint");
         return 0;
