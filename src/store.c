@@ -608,9 +608,11 @@ static void *writer_main(void *arg)
         if (st->commit_latency != NULL)
             metrics_observe(st->commit_latency, oe_monotonic_us() - started);
         set_writable(st, !failed);
-        finish_batch(st, batch, failed, &head);
+        /* Publish the new head before any answer citing it goes out, so a
+         * client that reads /checkpoint after its answer sees it. */
         if (!failed && head.note != NULL)
-            publish_latest(st, &head);
+            publish_latest(st, &head); /* st->latest owns the note from here */
+        finish_batch(st, batch, failed, &head);
 
         pthread_mutex_lock(&st->lock);
     }
