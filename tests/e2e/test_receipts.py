@@ -952,6 +952,28 @@ class OperatorActionReceiptTests(ServerCase):
         self.assertNotEqual(got["exec_id"], rc["exec_id"])
         self.assertEqual(done.json()["result"], {"slept": True})
 
+    def test_busy_gets_no_receipt(self):
+        """SPEC 5.2: a 503 was not attempted, so it carries no receipt."""
+        env = dict(self.env, OPENEXEC_ACTION_WORKERS="1", OPENEXEC_ACTION_QUEUE="1")
+        with Server(env=env) as srv:
+            box = {}
+            t = threading.Thread(target=lambda: box.setdefault(
+                "r", srv.execute("slow", {}, nonce="busy-1")))
+            t.start()
+            try:
+                time.sleep(0.5)
+                before = checkpoint(srv)
+                r = srv.execute("slow", {}, nonce="busy-2")
+                self.assertEqual((r.status, r.json()["error"]), (503, "busy"), r)
+                self.assertNotIn("signed_receipt", r.json())
+                self.assertEqual(checkpoint(srv), before)
+            finally:
+                t.join()
+            self.assertEqual(box["r"].status, 200, box["r"])
+            self.assertEqual(ov.parse_checkpoint(checkpoint(srv), server_key(srv)[0]).size, 1)
+            # The nonce was not consumed: it runs now.
+            self.assertEqual(srv.execute("ok", {}, nonce="busy-2").status, 200)
+
     def test_outcome_unknown_and_resolved(self):
         d = tempfile.mkdtemp(prefix="oe-rcpt-wd-")
         try:
