@@ -1309,7 +1309,9 @@ class ConcurrentLogTests(unittest.TestCase, VerifierMixin):
     """10005 attempts from 16 connections: one tree without gaps, every
     answer's receipt verifies, no two checkpoints of one size differ, any two
     are consistent; the export's default limit and its clamp."""
-    N = 10005
+    # Enough to pass the export's 10000 clamp; fewer under valgrind
+    # (scripts/valgrind-e2e.sh), where the clamp itself is not checked.
+    N = 1500 if os.environ.get("OE_E2E_VALGRIND") else 10005
 
     @classmethod
     def setUpClass(cls):
@@ -1388,14 +1390,13 @@ class ConcurrentLogTests(unittest.TestCase, VerifierMixin):
         lines = r.body.split(b"\n")[:-1]
         self.assertEqual(len(lines), 1000)
         self.assertEqual([json.loads(x)["seq"] for x in lines], list(range(1000)))
-        for limit, want in ((9999, 9999), (10000, 10000), (10001, 10000), (10 ** 9, 10000),
-                            (2 ** 63 - 1, 10000)):
+        for limit in (9999, 10000, 10001, 10 ** 9, 2 ** 63 - 1):
             r = self.srv.get("/receipts?limit=%d" % limit)
             self.assertEqual(r.status, 200, (limit, r))
-            self.assertEqual(r.body.count(b"\n"), want, limit)
-        r = self.srv.get("/receipts?from=10000&limit=10000")
+            self.assertEqual(r.body.count(b"\n"), min(limit, 10000, self.N), limit)
+        r = self.srv.get("/receipts?from=%d&limit=10000" % (self.N - 5))
         self.assertEqual([json.loads(x)["seq"] for x in r.body.split(b"\n")[:-1]],
-                         list(range(10000, self.N)))
+                         list(range(self.N - 5, self.N)))
 
     def test_whole_log_verifies_with_both_verifiers(self):
         data = export_all(self.srv)
@@ -1403,9 +1404,10 @@ class ConcurrentLogTests(unittest.TestCase, VerifierMixin):
         self.assert_log_verifies(self.pem, self.cp, data)
         # Still caught at this size: one altered entry deep inside.
         lines = data.split(b"\n")
-        obj = json.loads(lines[7777])
+        deep = self.N * 3 // 4
+        obj = json.loads(lines[deep])
         obj["status"] = 201
-        lines[7777] = json.dumps(obj).encode()
+        lines[deep] = json.dumps(obj).encode()
         args = ["verify-log", "--key", self.pub_file(self.pem), "--checkpoint",
                 self.tmpfile("cp", self.cp), self.tmpfile("bad.jsonl", b"\n".join(lines))]
         py, c = self.both(args)
