@@ -1350,6 +1350,7 @@ class ConcurrentLogTests(unittest.TestCase, VerifierMixin):
         if cls.srv.proc.poll() is not None:
             log = cls.srv.log()
             cls.srv.cleanup()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
             raise RuntimeError("the server died under load (exit %s); its log ends:\n%s"
                                % (cls.srv.proc.returncode, log[-3000:]))
         cls.errors = errors
