@@ -723,15 +723,11 @@ int store_open(const oe_config *cfg, const store_log_identity *id, store **out, 
     why[0] = '\0';
     st->cfg = cfg;
     st->side_fd = -1;
-    st->ops = &store_sqlite_ops;
+    st->ops = cfg->db_kind == OE_DB_POSTGRES ? &store_pg_ops : &store_sqlite_ops;
     pthread_mutex_init(&st->lock, NULL);
     pthread_mutex_init(&st->notes_lock, NULL);
     pthread_cond_init(&st->wake, NULL);
     atomic_init(&st->writable, 1);
-    if (cfg->db_kind != OE_DB_SQLITE) {
-        snprintf(why, why_len, "PostgreSQL support is not built into this version");
-        goto fail;
-    }
     st->writer_db = st->ops->open_writer(cfg, why, why_len);
     if (st->writer_db == NULL || open_log(st, id, why, why_len) != 0)
         goto fail;
@@ -890,14 +886,11 @@ int store_export_receipts(store_reader *rd, int64_t log_id, uint64_t from, uint6
 int store_list_unknown(const oe_config *cfg, void (*fn)(const store_pending *p, void *ctx),
                        void *ctx, char *why, size_t why_len)
 {
-    const store_backend_ops *ops = &store_sqlite_ops;
+    const store_backend_ops *ops =
+        cfg->db_kind == OE_DB_POSTGRES ? &store_pg_ops : &store_sqlite_ops;
     void *rd;
     int rc;
 
-    if (cfg->db_kind != OE_DB_SQLITE) {
-        snprintf(why, why_len, "PostgreSQL support is not built into this version");
-        return -1;
-    }
     if ((rd = ops->open_reader(cfg, why, why_len)) == NULL)
         return -1;
     rc = ops->list_unknown(rd, fn, ctx);

@@ -87,5 +87,6 @@ typedef struct store_backend_ops {
 } store_backend_ops;
 
 extern const store_backend_ops store_sqlite_ops;
+extern const store_backend_ops store_pg_ops;
 
 #endif
