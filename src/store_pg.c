@@ -101,11 +101,11 @@
 #define BACKOFF_MIN_MS 100
 #define WRITER_BACKOFF_MAX_MS 2000
 #define READER_BACKOFF_MAX_MS 1000 /* no later than the writer's next probe */
-#define START_WINDOW_MS 10000 /* how long the first connection may take */
-#define RESOLVE_MS 3000       /* how long to find out whether a lost COMMIT committed */
+#define START_WINDOW_MS 10000      /* how long the first connection may take */
+#define RESOLVE_MS 3000            /* how long to find out whether a lost COMMIT committed */
 #define ERR_MAX 256
 #define MAX_PARAMS 11
-#define PIPELINE_MAX 512 /* deferred statements before an intermediate sync */
+#define PIPELINE_MAX 512                     /* deferred statements before an intermediate sync */
 #define MIGRATION_LOCK "5724879017170134371" /* 0x4f70656e45786563, "OpenExec" */
 
 /* Parameter types (pg_type OIDs, fixed). */
@@ -179,13 +179,12 @@ static const char *const MIGRATIONS[] = {
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
 /* The tables of the schema, to tell an empty database from a foreign one. */
-static const char SCHEMA_TABLES_SQL[] =
-    "SELECT concat((to_regclass('meta') IS NOT NULL)::int,"
-    " (to_regclass('executions') IS NOT NULL)::int,"
-    " (to_regclass('approvals_used') IS NOT NULL)::int,"
-    " (to_regclass('logs') IS NOT NULL)::int,"
-    " (to_regclass('receipts') IS NOT NULL)::int,"
-    " (to_regclass('tlog_nodes') IS NOT NULL)::int)";
+static const char SCHEMA_TABLES_SQL[] = "SELECT concat((to_regclass('meta') IS NOT NULL)::int,"
+                                        " (to_regclass('executions') IS NOT NULL)::int,"
+                                        " (to_regclass('approvals_used') IS NOT NULL)::int,"
+                                        " (to_regclass('logs') IS NOT NULL)::int,"
+                                        " (to_regclass('receipts') IS NOT NULL)::int,"
+                                        " (to_regclass('tlog_nodes') IS NOT NULL)::int)";
 
 /* ---- statements ----------------------------------------------------------- */
 
@@ -196,15 +195,15 @@ typedef struct pg_statement {
     Oid types[MAX_PARAMS];
 } pg_statement;
 
-#define SQL_FIND_EXECUTION                                                                     \
-    "SELECT exec_id, action_hash, approval_id, state, status, response, tree_size, tree_root," \
+#define SQL_FIND_EXECUTION                                                                         \
+    "SELECT exec_id, action_hash, approval_id, state, status, response, tree_size, tree_root,"     \
     " result_sha256, error, action FROM executions WHERE nonce = $1"
 #define SQL_GET_NODE "SELECT hash FROM tlog_nodes WHERE log_id = $1 AND level = $2 AND idx = $3"
 
-static const pg_statement ST_FIND_EXECUTION = {"oe_find_execution", SQL_FIND_EXECUTION, 1,
-                                               {OID_BYTEA}};
-static const pg_statement ST_GET_NODE = {"oe_get_node", SQL_GET_NODE, 3,
-                                         {OID_INT8, OID_INT4, OID_INT8}};
+static const pg_statement ST_FIND_EXECUTION = {
+    "oe_find_execution", SQL_FIND_EXECUTION, 1, {OID_BYTEA}};
+static const pg_statement ST_GET_NODE = {
+    "oe_get_node", SQL_GET_NODE, 3, {OID_INT8, OID_INT4, OID_INT8}};
 static const pg_statement ST_INSERT_EXECUTION = {
     "oe_insert_execution",
     "INSERT INTO executions(nonce, exec_id, action, action_hash, approval_id, state, status,"
@@ -227,7 +226,9 @@ static const pg_statement ST_COMPLETE = {
     7,
     {OID_BYTEA, OID_BYTEA, OID_INT8, OID_BYTEA, OID_INT4, OID_TEXT, OID_TEXT}};
 static const pg_statement ST_MARK_UNKNOWN = {
-    "oe_mark_unknown", "UPDATE executions SET state = 2 WHERE state = 0 AND claimed_by = $1", 1,
+    "oe_mark_unknown",
+    "UPDATE executions SET state = 2 WHERE state = 0 AND claimed_by = $1",
+    1,
     {OID_TEXT}};
 static const pg_statement ST_INSERT_RECEIPT = {
     "oe_insert_receipt",
@@ -262,22 +263,23 @@ static const pg_statement ST_RELEASE_LEASE = {
     2,
     {OID_INT8, OID_TEXT}};
 static const pg_statement ST_LOG_SIZE = {
-    "oe_log_size", "SELECT COALESCE(MAX(seq) + 1, 0) FROM receipts WHERE log_id = $1", 1,
+    "oe_log_size",
+    "SELECT COALESCE(MAX(seq) + 1, 0) FROM receipts WHERE log_id = $1",
+    1,
     {OID_INT8}};
 static const pg_statement ST_SAVE_CHECKPOINT = {
     "oe_save_checkpoint",
     "UPDATE logs SET checkpoint = $2, checkpoint_size = $3 WHERE log_id = $1",
     3,
     {OID_INT8, OID_TEXT, OID_INT8}};
-static const pg_statement ST_PROBE = {
-    "oe_probe",
-    "INSERT INTO meta(key, value) VALUES ('probe', $1)"
-    " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-    1,
-    {OID_TEXT}};
+static const pg_statement ST_PROBE = {"oe_probe",
+                                      "INSERT INTO meta(key, value) VALUES ('probe', $1)"
+                                      " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                                      1,
+                                      {OID_TEXT}};
 static const pg_statement ST_XID = {"oe_xid", "SELECT txid_current()", 0, {0}};
-static const pg_statement ST_XID_STATUS = {"oe_xid_status", "SELECT txid_status($1)", 1,
-                                           {OID_INT8}};
+static const pg_statement ST_XID_STATUS = {
+    "oe_xid_status", "SELECT txid_status($1)", 1, {OID_INT8}};
 static const pg_statement ST_FIND_LOG = {
     "oe_find_log",
     "SELECT log_id, public_key, checkpoint, checkpoint_size FROM logs WHERE origin = $1",
@@ -300,15 +302,18 @@ static const pg_statement ST_EXPORT = {
     3,
     {OID_INT8, OID_INT8, OID_INT8}};
 
-static const pg_statement *const WRITER_STATEMENTS[] = {
-    &ST_FIND_EXECUTION, &ST_GET_NODE,      &ST_INSERT_EXECUTION, &ST_INSERT_APPROVAL,
-    &ST_COMPLETE,       &ST_INSERT_RECEIPT, &ST_INSERT_NODE,     &ST_CREATE_LOG,
-    &ST_LOCK_LOG,       &ST_UPDATE_LEASE,  &ST_RELEASE_LEASE,    &ST_LOG_SIZE,
-    &ST_SAVE_CHECKPOINT, &ST_PROBE,        &ST_MARK_UNKNOWN,     &ST_XID,
-    &ST_XID_STATUS,     NULL};
+static const pg_statement *const WRITER_STATEMENTS[] = {&ST_FIND_EXECUTION,   &ST_GET_NODE,
+                                                        &ST_INSERT_EXECUTION, &ST_INSERT_APPROVAL,
+                                                        &ST_COMPLETE,         &ST_INSERT_RECEIPT,
+                                                        &ST_INSERT_NODE,      &ST_CREATE_LOG,
+                                                        &ST_LOCK_LOG,         &ST_UPDATE_LEASE,
+                                                        &ST_RELEASE_LEASE,    &ST_LOG_SIZE,
+                                                        &ST_SAVE_CHECKPOINT,  &ST_PROBE,
+                                                        &ST_MARK_UNKNOWN,     &ST_XID,
+                                                        &ST_XID_STATUS,       NULL};
 static const pg_statement *const READER_STATEMENTS[] = {
-    &ST_FIND_EXECUTION, &ST_GET_NODE,       &ST_FIND_LOG,
-    &ST_FIND_RECEIPT,   &ST_LIST_UNKNOWN,   &ST_EXPORT,   NULL};
+    &ST_FIND_EXECUTION, &ST_GET_NODE, &ST_FIND_LOG, &ST_FIND_RECEIPT,
+    &ST_LIST_UNKNOWN,   &ST_EXPORT,   NULL};
 
 /* One connection and its reconnect state. */
 typedef struct pg_link {
@@ -328,7 +333,7 @@ typedef struct pg_link {
     struct pg_sent {
         const char *name;
         long expect;
-    } *sent;
+    } * sent;
     size_t nsent, capsent;
     uint64_t next_try_ms;
     int backoff_ms;
@@ -472,7 +477,7 @@ static int link_init(pg_link *l, const oe_config *cfg, int is_writer)
             db = o->val;
     }
     say(l->target, sizeof(l->target), "%s%s%s%s%s/%s", user, *user ? "@" : "",
-             *host ? host : "localhost", *port ? ":" : "", port, db);
+        *host ? host : "localhost", *port ? ":" : "", port, db);
     PQconninfoFree(opts);
     return 0;
 }
@@ -638,10 +643,15 @@ static PGconn *connect_with_deadline(pg_link *l)
 {
     /* Defaults first, so the URL can override them; client_encoding after
      * the URL, because the bytes we send and read are UTF-8. */
-    static const char *const keywords[] = {
-        "application_name", "keepalives",      "keepalives_idle", "keepalives_interval",
-        "keepalives_count", "tcp_user_timeout", "dbname",          "client_encoding",
-        NULL};
+    static const char *const keywords[] = {"application_name",
+                                           "keepalives",
+                                           "keepalives_idle",
+                                           "keepalives_interval",
+                                           "keepalives_count",
+                                           "tcp_user_timeout",
+                                           "dbname",
+                                           "client_encoding",
+                                           NULL};
     const char *values[] = {"openexec", "1", "30", "10", "3", "10000", l->url, "UTF8", NULL};
     uint64_t deadline = oe_monotonic_ms() + CONNECT_MS;
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
@@ -660,8 +670,7 @@ static PGconn *connect_with_deadline(pg_link *l)
             goto fail;
         rc = wait_socket(conn, st == PGRES_POLLING_WRITING ? POLLOUT : POLLIN, deadline);
         if (rc == 0) {
-            say(l->err, sizeof(l->err), "cannot connect: no answer within %d ms",
-                     CONNECT_MS);
+            say(l->err, sizeof(l->err), "cannot connect: no answer within %d ms", CONNECT_MS);
             PQfinish(conn);
             return NULL;
         }
@@ -740,13 +749,13 @@ static int link_connect(pg_link *l)
     PQsetNoticeProcessor(l->conn, notice_to_log, l);
     if (PQserverVersion(l->conn) < 100000) {
         say(l->err, sizeof(l->err), "PostgreSQL 10 or later is required (server is %d)",
-                 PQserverVersion(l->conn));
+            PQserverVersion(l->conn));
         goto fail;
     }
     enc = PQparameterStatus(l->conn, "server_encoding");
     if (enc == NULL || (strcmp(enc, "UTF8") != 0 && strcmp(enc, "SQL_ASCII") != 0)) {
         say(l->err, sizeof(l->err), "the database encoding is %s; UTF8 is required",
-                 enc ? enc : "unknown");
+            enc ? enc : "unknown");
         goto fail;
     }
     if (PQsetnonblocking(l->conn, 1) != 0) {
@@ -1107,8 +1116,8 @@ static int w_wait(pg_link *l, uint64_t deadline)
 {
     while (PQisBusy(l->conn)) {
         if (wait_socket(l->conn, POLLIN, deadline) <= 0 || !PQconsumeInput(l->conn)) {
-            link_broken(l, oe_monotonic_ms() >= deadline ? "no answer in time"
-                                                          : "connection failed");
+            link_broken(l,
+                        oe_monotonic_ms() >= deadline ? "no answer in time" : "connection failed");
             return -1;
         }
     }
@@ -1319,8 +1328,8 @@ static void *open_writer(const oe_config *cfg, char *why, size_t why_len)
             goto fail;
         }
         if (!logged)
-            oe_log("warn", "store: waiting up to %d s for PostgreSQL at %s",
-                   START_WINDOW_MS / 1000, l->target);
+            oe_log("warn", "store: waiting up to %d s for PostgreSQL at %s", START_WINDOW_MS / 1000,
+                   l->target);
         logged = 1;
         if (l->next_try_ms > now)
             sleep_ms(l->next_try_ms - now);
@@ -1399,8 +1408,9 @@ static int resolve_lost_commit(pg_writer *w)
             PQclear(res);
         }
         if (strcmp(status, "committed") == 0 || strcmp(status, "aborted") == 0) {
-            oe_log("warn", "store: the PostgreSQL connection broke during COMMIT; the "
-                           "transaction %s",
+            oe_log("warn",
+                   "store: the PostgreSQL connection broke during COMMIT; the "
+                   "transaction %s",
                    status[0] == 'c' ? "committed" : "did not commit");
             return status[0] == 'c' ? 0 : -1;
         }
@@ -1468,8 +1478,7 @@ static int find_in_transaction(pg_link *l, const char *nonce, size_t nonce_len,
     return rc;
 }
 
-static int writer_find_execution(void *p, const char *nonce, size_t nonce_len,
-                                 store_execution *out)
+static int writer_find_execution(void *p, const char *nonce, size_t nonce_len, store_execution *out)
 {
     pg_link *l = &((pg_writer *)p)->link;
     int rc = find_in_transaction(l, nonce, nonce_len, out);
@@ -1603,8 +1612,7 @@ static int writer_put_node(void *p, int64_t log_id, unsigned level, uint64_t ind
     return w_send(l, &ST_INSERT_NODE, &q, 1) == 0 ? 0 : writer_failed(l);
 }
 
-static int writer_get_node(void *p, int64_t log_id, unsigned level, uint64_t index,
-                           uint8_t out[32])
+static int writer_get_node(void *p, int64_t log_id, unsigned level, uint64_t index, uint8_t out[32])
 {
     pg_link *l = &((pg_writer *)p)->link;
     pg_params q = {0};
@@ -1624,8 +1632,8 @@ static int writer_get_node(void *p, int64_t log_id, unsigned level, uint64_t ind
 /* The lease: create the log's row, or lock the existing one and decide.
  * Runs inside the writer's transaction; the row lock lasts until its end,
  * so two instances cannot both take an expired lease. */
-static int writer_take_lease(void *p, const store_lease *lease, int64_t *log_id,
-                             uint64_t *size, char *why, size_t why_len)
+static int writer_take_lease(void *p, const store_lease *lease, int64_t *log_id, uint64_t *size,
+                             char *why, size_t why_len)
 {
     pg_link *l = &((pg_writer *)p)->link;
     PGresult *res = NULL;
@@ -1774,8 +1782,7 @@ static void *open_reader(const oe_config *cfg, char *why, size_t why_len)
     return r;
 }
 
-static int reader_find_execution(void *p, const char *nonce, size_t nonce_len,
-                                 store_execution *out)
+static int reader_find_execution(void *p, const char *nonce, size_t nonce_len, store_execution *out)
 {
     pg_link *l = &((pg_reader *)p)->link;
     pg_params q = {0};
@@ -1790,8 +1797,7 @@ static int reader_find_execution(void *p, const char *nonce, size_t nonce_len,
     return rc;
 }
 
-static int reader_get_node(void *p, int64_t log_id, unsigned level, uint64_t index,
-                           uint8_t out[32])
+static int reader_get_node(void *p, int64_t log_id, unsigned level, uint64_t index, uint8_t out[32])
 {
     pg_link *l = &((pg_reader *)p)->link;
     pg_params q = {0};
@@ -1887,8 +1893,7 @@ static int reader_export(void *p, int64_t log_id, uint64_t from, uint64_t limit,
     return out->failed ? STORE_ERROR : STORE_OK;
 }
 
-static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void *ctx),
-                               void *ctx)
+static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void *ctx), void *ctx)
 {
     pg_link *l = &((pg_reader *)p)->link;
     pg_params q = {0};
