@@ -834,8 +834,21 @@ void store_reader_close(store_reader *rd)
 int store_find_execution(store_reader *rd, const char *nonce, size_t nonce_len,
                          store_execution *out)
 {
+    store *st = rd->st;
+    int rc;
+
     memset(out, 0, sizeof(*out));
-    return rd->st->ops->find_execution(rd->rd, nonce, nonce_len, out);
+    rc = st->ops->find_execution(rd->rd, nonce, nonce_len, out);
+    if (rc == STORE_ERROR && atomic_exchange(&st->writable, 0)) {
+        /* The lookup every request starts with failed (PostgreSQL went
+         * away, say): say so on /health and /ready now, and have the writer
+         * probe at once instead of waiting for a write that will not come. */
+        oe_log("error", "store: the database cannot be read; refusing executions");
+        pthread_mutex_lock(&st->lock);
+        pthread_cond_signal(&st->wake);
+        pthread_mutex_unlock(&st->lock);
+    }
+    return rc;
 }
 
 int store_find_log(store_reader *rd, const char *origin, store_log_info *out)
