@@ -74,6 +74,7 @@ struct store {
     tlog_frontier frontier;
     uint64_t lease_renewed_ms;
     int checkpoint_saved; /* the latest note is in the database too */
+    int resync;           /* a batch failed: re-read the log before the next one */
     int side_fd;          /* last signed checkpoint, outside the database */
 
     /* signed notes: the latest, and recent ones for replays */
@@ -415,6 +416,45 @@ static size_t batch_length(const store_item *batch)
     return n;
 }
 
+static int writer_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32]);
+
+/* A failed batch may have committed after all: with PostgreSQL the
+ * connection can break while COMMIT is on its way, and then nobody may be
+ * able to tell at once.  So before appending again, re-read the log's size
+ * (taking the lease again) and reload the frontier from the database: a
+ * batch that did commit is then continued from, never appended twice.  A
+ * log that shrank (a failover to a standby that lacks commits) is refused:
+ * signing on would fork it. */
+static int resync_log(store *st)
+{
+    store_lease lease = {st->origin, st->key->pk, st->holder, oe_now_us(), 0, holder_is_stale};
+    uint64_t size = 0, before = st->frontier.size;
+    int64_t log_id;
+    char why[256] = "";
+
+    lease.expires_us = lease.now_us + (int64_t)LEASE_MS * 1000;
+    if (st->ops->begin(st->writer_db) != 0)
+        return -1;
+    if (st->ops->take_lease(st->writer_db, &lease, &log_id, &size, why, sizeof(why)) != 0 ||
+        size < before || tlog_frontier_load(&st->frontier, size, writer_node, st) != 0 ||
+        st->ops->commit(st->writer_db) != 0) {
+        st->ops->rollback(st->writer_db);
+        if (size < before)
+            oe_log("error", "store: log %s holds %llu entries, fewer than the %llu written; "
+                            "refusing to fork it",
+                   st->origin, (unsigned long long)size, (unsigned long long)before);
+        else if (why[0] != '\0')
+            oe_log("error", "store: lease on log %s: %s", st->origin, why);
+        return -1;
+    }
+    if (size != before)
+        oe_log("warn", "store: log %s: the interrupted commit went through; continuing at %llu",
+               st->origin, (unsigned long long)size);
+    st->lease_renewed_ms = oe_monotonic_ms();
+    st->resync = 0;
+    return 0;
+}
+
 static int run_batch(store *st, store_item *batch, note_entry *signed_head)
 {
     size_t count = batch_length(batch), i;
@@ -424,6 +464,8 @@ static int run_batch(store *st, store_item *batch, note_entry *signed_head)
     store_item *item;
     int rc = -1;
 
+    if (st->resync && resync_log(st) != 0)
+        return -1;
     if (batch_init(&bn, st, count) != 0 || (rendered = calloc(count, sizeof(*rendered))) == NULL)
         goto out;
     for (i = 0; i < count; i++)
@@ -455,6 +497,7 @@ static int run_batch(store *st, store_item *batch, note_entry *signed_head)
 fail:
     st->ops->rollback(st->writer_db);
     st->frontier = bn.before;
+    st->resync = 1;
 out:
     if (rendered)
         for (i = 0; i < count; i++)
