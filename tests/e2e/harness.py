@@ -5,6 +5,12 @@ Each Server runs in its own temporary directory with its own SQLite file
 from its "listening on" log line, so tests can run in parallel.  Nothing here
 mocks OpenExec: requests go over real TCP with http.client, and stopping a
 server sends SIGTERM and checks it exits 0.
+
+With OE_TEST_PG_URL set (scripts/test.sh's second pass) the suite runs
+against PostgreSQL instead: each working directory gets a fresh database of
+that cluster, recorded in the directory, so test files running at the same
+time (and reusing nonces like "echo-1") never see each other's rows, and a
+server restarted in the same directory finds its data again.
 """
 
 import http.client
@@ -14,11 +20,13 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 
 BIN = os.environ.get("OPENEXEC_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "openexec")
@@ -159,6 +167,7 @@ class Server:
     def cleanup(self):
         self.kill()
         if self.own_dir:
+            drop_pg_database(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
@@ -169,12 +178,85 @@ class Server:
 
 
 def default_db_url(directory):
-    """The store every e2e test uses: SQLite in the test's directory, or the
-    PostgreSQL named by OE_TEST_PG_URL when the suite runs against it."""
-    pg = os.environ.get("OE_TEST_PG_URL")
-    if pg:
-        return pg
+    """The store every e2e test uses: SQLite in the test's directory, or,
+    when the suite runs against the PostgreSQL named by OE_TEST_PG_URL, a
+    database of that cluster that belongs to the directory."""
+    if os.environ.get("OE_TEST_PG_URL"):
+        return pg_database_url(directory)
     return "sqlite:///" + os.path.join(directory, "openexec.db")
+
+
+PG_MARKER = ".oe-test-pg-database"
+
+
+def pg_url_with_database(url, name):
+    """url with its database replaced by name."""
+    u = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
+
+
+def psql(url, sql, check=True):
+    """Runs sql with psql on url; returns stdout (unaligned, tuples only)."""
+    r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url,
+                        "-c", sql], capture_output=True, text=True, timeout=60)
+    if check and r.returncode != 0:
+        raise RuntimeError("psql failed: " + r.stderr)
+    return r.stdout
+
+
+def new_pg_database(base_url=None):
+    """Creates an empty database in the OE_TEST_PG_URL cluster; its URL."""
+    base_url = base_url or os.environ["OE_TEST_PG_URL"]
+    name = "oe_" + os.urandom(8).hex()
+    psql(base_url, "CREATE DATABASE " + name)
+    return pg_url_with_database(base_url, name)
+
+
+def pg_database_url(directory):
+    """The database of a test directory, created on first use and recorded
+    in the directory, so a second server there finds the first one's rows."""
+    marker = os.path.join(directory, PG_MARKER)
+    base = os.environ["OE_TEST_PG_URL"]
+    try:
+        with open(marker) as f:
+            return pg_url_with_database(base, f.read().strip())
+    except FileNotFoundError:
+        pass
+    url = new_pg_database(base)
+    with open(marker, "w") as f:
+        f.write(urllib.parse.urlsplit(url).path.lstrip("/"))
+    return url
+
+
+def executions_count(server, nonce=None, prefix=None):
+    """How many executions rows the server's store holds for one nonce (or
+    for the nonces that start with prefix), read from the SQLite file or the
+    PostgreSQL database the server was given; works after it stopped."""
+    url = server.env["OPENEXEC_DB_URL"]
+    key = (nonce if nonce is not None else prefix).encode()
+    if url.startswith("sqlite:///"):
+        db = sqlite3.connect(os.path.join(server.dir, url[len("sqlite:///"):]))
+        try:
+            where = "nonce = ?" if nonce is not None else "substr(nonce, 1, %d) = ?" % len(key)
+            return db.execute("SELECT count(*) FROM executions WHERE " + where,
+                              (key,)).fetchone()[0]
+        finally:
+            db.close()
+    where = ("nonce = decode('%s', 'hex')" if nonce is not None else
+             "substring(nonce from 1 for %d) = decode('%%s', 'hex')" % len(key)) % key.hex()
+    return int(psql(url, "SELECT count(*) FROM executions WHERE " + where).strip())
+
+
+def drop_pg_database(directory):
+    """Drops the database of a test directory, if it has one."""
+    base = os.environ.get("OE_TEST_PG_URL")
+    try:
+        with open(os.path.join(directory, PG_MARKER)) as f:
+            name = f.read().strip()
+    except OSError:
+        return
+    if base and re.fullmatch(r"oe_[0-9a-f]+", name):
+        psql(base, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, check=False)
 
 
 def run_cli(args, env=None, cwd=None, timeout=30, input=None):
