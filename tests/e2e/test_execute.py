@@ -5,7 +5,6 @@ and exactly-once under concurrency."""
 import hashlib
 import json
 import os
-import sqlite3
 import threading
 import unittest
 
@@ -26,14 +25,7 @@ class ExecuteTests(unittest.TestCase):
         cls.srv.cleanup()
 
     def db_count(self, nonce):
-        if os.environ.get("OE_TEST_PG_URL"):
-            self.skipTest("row counts read the SQLite file")
-        db = sqlite3.connect(os.path.join(self.srv.dir, "openexec.db"))
-        try:
-            return db.execute("SELECT count(*) FROM executions WHERE nonce = ?",
-                              (nonce.encode(),)).fetchone()[0]
-        finally:
-            db.close()
+        return harness.executions_count(self.srv, nonce)
 
     def assert_error(self, r, status, code, detail=None):
         self.assertEqual(r.status, status, r)
