@@ -101,6 +101,7 @@ typedef struct oe_worker {
     h2o_timeout_entry_t accept_resume; /* linked while accepting is paused */
     conn_guard *dead_guards; /* closed connections' guards, freed after each iteration */
     int draining;
+    int running; /* its loop is up (set on its own thread before it reports) */
 } oe_worker;
 
 struct oe_server {
@@ -115,6 +116,11 @@ struct oe_server {
     int listen_fd;
     int nworkers;
     oe_worker *workers;
+
+    /* worker start-up handshake */
+    pthread_mutex_t start_lock;
+    pthread_cond_t start_cond;
+    int started_ok, started_failed;
 };
 
 typedef struct oe_handler {
@@ -1034,11 +1040,40 @@ static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     h2o_context_request_shutdown(&w->ctx);
 }
 
+static int worker_init(oe_server *srv, oe_worker *w, h2o_hostconf_t **hosts, char *why,
+                       size_t why_len);
+static void worker_dispose(oe_worker *w);
+
+/* Tells server_run how this worker's start went. */
+static void report_start(oe_server *srv, int ok)
+{
+    pthread_mutex_lock(&srv->start_lock);
+    if (ok)
+        srv->started_ok++;
+    else
+        srv->started_failed++;
+    pthread_cond_signal(&srv->start_cond);
+    pthread_mutex_unlock(&srv->start_lock);
+}
+
+/* Each worker sets up its h2o context and loop on its own thread: h2o 2.2
+ * keeps its buffer allocators per thread, and a loop built on one thread
+ * but run on another frees into the wrong one (seen as use-after-free under
+ * load).  Everything the loop owns is also disposed here. */
 static void *worker_main(void *arg)
 {
     oe_worker *w = arg;
     uint64_t flush_until = 0;
+    char why[512];
 
+    if (worker_init(w->srv, w, w->srv->globalconf.hosts, why, sizeof(why)) != 0) {
+        oe_log("error", "cannot start worker: %s", why);
+        worker_dispose(w);
+        report_start(w->srv, 0);
+        return NULL;
+    }
+    w->running = 1;
+    report_start(w->srv, 1);
     for (;;) {
         h2o_evloop_run(w->ctx.loop, w->draining ? 50 : INT32_MAX);
         free_dead_guards(w);
@@ -1051,6 +1086,7 @@ static void *worker_main(void *arg)
         else if (oe_monotonic_ms() >= flush_until)
             break;
     }
+    worker_dispose(w);
     return NULL;
 }
 
@@ -1085,8 +1121,10 @@ static int worker_init(oe_server *srv, oe_worker *w, h2o_hostconf_t **hosts, cha
 static void worker_dispose(oe_worker *w)
 {
     close_listener(w);
-    if (w->reader)
+    if (w->reader) {
         store_reader_close(w->reader);
+        w->reader = NULL;
+    }
     if (w->queue) {
         h2o_multithread_unregister_receiver(w->queue, &w->completions);
         h2o_multithread_unregister_receiver(w->queue, &w->control);
@@ -1188,6 +1226,8 @@ int server_run(const oe_config *cfg)
 
     srv.cfg = cfg;
     srv.listen_fd = -1;
+    pthread_mutex_init(&srv.start_lock, NULL);
+    pthread_cond_init(&srv.start_cond, NULL);
     metrics_init(&srv.metrics);
     register_endpoints(&srv.metrics);
     /* Block the stop signals in every thread; the main thread takes them
@@ -1228,34 +1268,31 @@ int server_run(const oe_config *cfg)
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
     if (srv.workers == NULL)
         goto out;
-    for (i = 0; i < srv.nworkers; i++) {
-        if (worker_init(&srv, &srv.workers[i], srv.globalconf.hosts, why, sizeof(why)) != 0) {
-            oe_log("error", "cannot start worker: %s", why);
-            goto out;
-        }
-    }
     for (started = 0; started < srv.nworkers; started++) {
+        srv.workers[started].srv = &srv;
         if (pthread_create(&srv.workers[started].thread, NULL, worker_main,
                            &srv.workers[started]) != 0) {
             oe_log("error", "cannot start worker thread");
             break;
         }
     }
-    if (started == srv.nworkers) {
+    pthread_mutex_lock(&srv.start_lock);
+    while (srv.started_ok + srv.started_failed < started)
+        pthread_cond_wait(&srv.start_cond, &srv.start_lock);
+    pthread_mutex_unlock(&srv.start_lock);
+    if (started == srv.nworkers && srv.started_failed == 0) {
         oe_log("info", "listening on %s:%d (mode %s, %d event loops, log %s)", cfg->host,
                bound_port(srv.listen_fd), config_mode_name(cfg->mode), srv.nworkers, srv.origin);
         wait_for_signal();
         rc = 0;
     }
     for (i = 0; i < started; i++)
-        request_drain(&srv.workers[i]);
+        if (srv.workers[i].running)
+            request_drain(&srv.workers[i]);
     for (i = 0; i < started; i++)
         pthread_join(srv.workers[i].thread, NULL);
 
 out:
-    if (srv.workers)
-        for (i = 0; i < srv.nworkers; i++)
-            worker_dispose(&srv.workers[i]);
     if (srv.listen_fd != -1)
         close(srv.listen_fd);
     if (srv.env)
