@@ -37,17 +37,20 @@ static void store_unavailable(oe_answer *ans)
     fail(ans, 503, "store_unavailable", "Store unavailable: the log cannot be read now");
 }
 
-/* A decimal without sign, leading '+' or junk; 0 ok, -1 invalid. */
+/* A decimal without sign, leading '+' or junk; 0 ok, -1 invalid.  Values
+ * beyond 64 bits saturate: a huge limit is clamped like any large one, a
+ * huge from is past the end. */
 static int parse_count(const char *s, uint64_t *out)
 {
     uint64_t v = 0;
 
-    if (s == NULL || *s == '\0' || strlen(s) > 19)
+    if (s == NULL || *s == '\0')
         return -1;
     for (; *s; s++) {
+        unsigned d = (unsigned)(*s - '0');
         if (*s < '0' || *s > '9')
             return -1;
-        v = v * 10 + (uint64_t)(*s - '0');
+        v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
     }
     *out = v;
     return 0;
