@@ -26,6 +26,7 @@ minItems, maxItems.
 import http.client
 import json
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -692,10 +693,16 @@ class OpenAPITests(unittest.TestCase):
         self.assertIn("/execute", routes)
         undocumented = []
         for path in sorted(routes):
-            template = find_operation_path(self.doc, path)
+            # h2o normalises dot segments ("/." is "/"), so such a string found
+            # in the binary is an alias of a route, not a route of its own.
+            normal = posixpath.normpath(path) if path != "/" else path
+            if normal == "//":
+                normal = "/"
+            template = find_operation_path(self.doc, normal)
             if template is None:
                 undocumented.append(path)
                 continue
+            path = normal
             documented = {m.upper() for m in self.doc["paths"][template] if m in HTTP_METHODS}
             if "GET" in documented:
                 documented.add("HEAD")
