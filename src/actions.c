@@ -228,8 +228,8 @@ static int load_argv(const char *file, const char *name, const json_t *exec, act
 
 /* "env": a list of variable names passed through from the server's
  * environment, or an object of NAME: value pairs set for the child. */
-static int load_env(const char *file, const char *name, const json_t *env, action_def *d,
-                    char *why, size_t why_len)
+static int load_env(const char *file, const char *name, const json_t *env, action_def *d, char *why,
+                    size_t why_len)
 {
     const char *path = getenv("PATH");
     size_t n = 0, cap = MAX_ENV + 2, i;
@@ -278,9 +278,9 @@ static int load_env(const char *file, const char *name, const json_t *env, actio
     return 0;
 }
 
-static int load_limit(const char *file, const char *name, const json_t *entry,
-                      const char *field, long long lo, long long hi, long long dflt,
-                      long long *out, char *why, size_t why_len)
+static int load_limit(const char *file, const char *name, const json_t *entry, const char *field,
+                      long long lo, long long hi, long long dflt, long long *out, char *why,
+                      size_t why_len)
 {
     const json_t *v = json_object_get(entry, field);
     char problem[96];
@@ -327,10 +327,10 @@ static int load_exec_action(const char *file, const char *name, const json_t *en
         return bad(why, why_len, file, name, NULL, "too many actions (max 256)");
     if (load_argv(file, name, json_object_get(entry, "exec"), d, why, why_len) != 0 ||
         load_env(file, name, json_object_get(entry, "env"), d, why, why_len) != 0 ||
-        load_limit(file, name, entry, "timeout_ms", 1, MAX_TIMEOUT_MS, DEFAULT_TIMEOUT_MS,
-                   &timeout, why, why_len) != 0 ||
-        load_limit(file, name, entry, "max_output_bytes", 1, MAX_OUTPUT_LIMIT,
-                   DEFAULT_MAX_OUTPUT, &max_output, why, why_len) != 0)
+        load_limit(file, name, entry, "timeout_ms", 1, MAX_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, &timeout,
+                   why, why_len) != 0 ||
+        load_limit(file, name, entry, "max_output_bytes", 1, MAX_OUTPUT_LIMIT, DEFAULT_MAX_OUTPUT,
+                   &max_output, why, why_len) != 0)
         return -1;
     d->timeout_ms = (int)timeout;
     d->max_output = (size_t)max_output;
@@ -401,8 +401,7 @@ out:
     return rc;
 }
 
-int actions_registry_load(const oe_config *cfg, actions_registry **out, char *why,
-                          size_t why_len)
+int actions_registry_load(const oe_config *cfg, actions_registry **out, char *why, size_t why_len)
 {
     actions_registry *reg = calloc(1, sizeof(*reg));
     int builtins = 1;
@@ -653,18 +652,17 @@ int actions_exec(const action_def *def, const char *input, size_t input_len, jso
         oe_error_set(e, 502, "action_failed", "Action '%s' failed: timed out after %d ms",
                      def->name, def->timeout_ms);
     } else if (end == RUN_OVERFLOW) {
-        oe_error_set(e, 502, "action_failed",
-                     "Action '%s' failed: output exceeded %zu bytes", def->name,
-                     def->max_output);
+        oe_error_set(e, 502, "action_failed", "Action '%s' failed: output exceeded %zu bytes",
+                     def->name, def->max_output);
     } else if (WIFSIGNALED(status)) {
-        oe_error_set(e, 502, "action_failed", "Action '%s' failed: killed by signal %d",
-                     def->name, WTERMSIG(status));
+        oe_error_set(e, 502, "action_failed", "Action '%s' failed: killed by signal %d", def->name,
+                     WTERMSIG(status));
     } else if (WEXITSTATUS(status) != 0) {
         oe_error_set(e, 502, "action_failed", "Action '%s' failed: exit code %d", def->name,
                      WEXITSTATUS(status));
     } else if (canon_parse(out.data ? out.data : "", out.len, result, &perr) != 0) {
-        oe_error_set(e, 502, "action_failed",
-                     "Action '%s' failed: its output is not a JSON object", def->name);
+        oe_error_set(e, 502, "action_failed", "Action '%s' failed: its output is not a JSON object",
+                     def->name);
     } else {
         rc = 0;
     }

@@ -19,8 +19,7 @@ typedef struct action_def action_def;
 
 /* Loads built-ins and, when configured, the actions file.  0 ok; -1 with a
  * reason naming the file, the action and the field. */
-int actions_registry_load(const oe_config *cfg, actions_registry **out, char *why,
-                          size_t why_len);
+int actions_registry_load(const oe_config *cfg, actions_registry **out, char *why, size_t why_len);
 void actions_registry_free(actions_registry *reg);
 
 /* NULL when no action of that name is registered. */

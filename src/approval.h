@@ -23,9 +23,9 @@ typedef struct approval_policy {
 } approval_policy;
 
 typedef struct approval_verified {
-    int signature_ok;                  /* set as soon as the signature verified */
-    char *approval_id;                 /* malloc'd copy once signature_ok; NULL otherwise */
-    unsigned char message_sha256[32];  /* SHA-256 of the signed message (single-use key) */
+    int signature_ok;                 /* set as soon as the signature verified */
+    char *approval_id;                /* malloc'd copy once signature_ok; NULL otherwise */
+    unsigned char message_sha256[32]; /* SHA-256 of the signed message (single-use key) */
 } approval_verified;
 
 typedef enum {

@@ -15,7 +15,9 @@ int cli_mint(int argc, char **argv);
 /* openexec pending [--json] */
 int cli_pending(int argc, char **argv);
 /* openexec resolve NONCE --outcome succeeded|failed [--result JSON] */
-int cli_resolve(int argc, char **argv);   /* openexec mint --key PRIV --tenant T --action A --payload JSON [--ttl S] */
+int cli_resolve(
+    int argc,
+    char **argv); /* openexec mint --key PRIV --tenant T --action A --payload JSON [--ttl S] */
 
 /* Matches argv[*i] against "--name VALUE" or "--name=VALUE": 1 and *i
  * advanced past the value, 0 when argv[*i] is another option, -1 when the

@@ -123,8 +123,9 @@ int cli_pending(int argc, char **argv)
     oe_buf_free(&out.line);
     config_free(&cfg);
     if (n < 0) {
-        fprintf(stderr, "openexec pending: %s (is OPENEXEC_DB_URL the server's, and has the "
-                        "server started once on it?)\n",
+        fprintf(stderr,
+                "openexec pending: %s (is OPENEXEC_DB_URL the server's, and has the "
+                "server started once on it?)\n",
                 why);
         return EXIT_FAIL;
     }

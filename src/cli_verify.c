@@ -149,8 +149,7 @@ static int check_entry(const char *cmd, const char *line, size_t len, uint64_t e
     log = json_object_get(entry, "log");
     if (!json_is_integer(seq) || (uint64_t)json_integer_value(seq) != expect_seq ||
         json_integer_value(seq) < 0) {
-        invalid(cmd, "%s: %s", where,
-                "seq out of order (an entry was dropped, inserted or moved)");
+        invalid(cmd, "%s: %s", where, "seq out of order (an entry was dropped, inserted or moved)");
         goto out;
     }
     if (!json_is_string(log) || strcmp(json_string_value(log), origin) != 0) {

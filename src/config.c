@@ -25,7 +25,8 @@
 #define MAX_THREADS 64
 #define MAX_PEM_FILE (64 * 1024)
 
-static void fail(char *why, size_t why_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void fail(char *why, size_t why_len, const char *fmt, ...)
 {
@@ -55,8 +56,7 @@ static int parse_int_range(const char *s, long lo, long hi, int *out)
 
     errno = 0;
     v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || !isdigit((unsigned char)s[0]) || v < lo ||
-        v > hi)
+    if (errno != 0 || end == s || *end != '\0' || !isdigit((unsigned char)s[0]) || v < lo || v > hi)
         return -1;
     *out = (int)v;
     return 0;
@@ -291,7 +291,8 @@ int config_load(oe_config *cfg, const char *host_flag, const char *port_flag, ch
     memset(cfg, 0, sizeof(*cfg));
     why[0] = '\0';
     warn[0] = '\0';
-    if (load_mode(cfg, why, why_len) != 0 || load_listen(cfg, host_flag, port_flag, why, why_len) != 0 ||
+    if (load_mode(cfg, why, why_len) != 0 ||
+        load_listen(cfg, host_flag, port_flag, why, why_len) != 0 ||
         load_db(cfg, why, why_len) != 0 || load_allow_list(cfg, why, why_len) != 0 ||
         load_receipts(cfg) != 0)
         goto fail;
@@ -337,7 +338,8 @@ int config_action_allowed(const oe_config *cfg, const char *name, size_t len)
     if (cfg->allowed_actions == NULL)
         return 1;
     for (i = 0; i < cfg->allowed_count; i++)
-        if (strlen(cfg->allowed_actions[i]) == len && memcmp(cfg->allowed_actions[i], name, len) == 0)
+        if (strlen(cfg->allowed_actions[i]) == len &&
+            memcmp(cfg->allowed_actions[i], name, len) == 0)
             return 1;
     return 0;
 }

@@ -24,12 +24,12 @@ typedef struct oe_config {
     oe_mode mode;
     char *host;
     int port;
-    int threads; /* event loops; OPENEXEC_THREADS, default: online CPUs */
-    int access_log; /* one JSON line per request; OPENEXEC_ACCESS_LOG=off disables */
+    int threads;        /* event loops; OPENEXEC_THREADS, default: online CPUs */
+    int access_log;     /* one JSON line per request; OPENEXEC_ACCESS_LOG=off disables */
     int action_workers; /* threads running exec actions; OPENEXEC_ACTION_WORKERS */
     int action_queue;   /* exec actions admitted at once; OPENEXEC_ACTION_QUEUE */
 
-    char *db_url;     /* as given; may hold a password: never log it */
+    char *db_url; /* as given; may hold a password: never log it */
     oe_db_kind db_kind;
     char *sqlite_path; /* OE_DB_SQLITE only */
 

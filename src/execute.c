@@ -155,8 +155,8 @@ static void settle_existing(execute_job *job, const store_execution *ex, const c
     }
     if (env->cfg->mode == OE_MODE_CLAWSHIELD) {
         if (approval_id == NULL) {
-            if (approval_check(job->req.artifact, job->req.action_hash, &env->policy,
-                               oe_now_us(), APPROVAL_REPLAY, &job->approval, &err) != 0)
+            if (approval_check(job->req.artifact, job->req.action_hash, &env->policy, oe_now_us(),
+                               APPROVAL_REPLAY, &job->approval, &err) != 0)
                 goto refuse;
             approval_id = job->approval.approval_id;
         }
@@ -193,8 +193,8 @@ static int settle_executed(execute_job *job, const json_t *result)
 
     oe_buf_init(&result_json, RESPONSE_MAX);
     if (canon_append(&result_json, result, CANON_SPACED) != 0 ||
-        canon_legacy_receipt(item->receipt.exec_id, result_json.data, result_json.len,
-                             receipt) != 0)
+        canon_legacy_receipt(item->receipt.exec_id, result_json.data, result_json.len, receipt) !=
+            0)
         goto out;
     canon_sha256_hex(result_json.data, result_json.len, item->receipt.result_sha256);
     item->status = 200;
@@ -205,8 +205,8 @@ static int settle_executed(execute_job *job, const json_t *result)
     canon_append_string(&item->head, job->req.action, job->req.action_len);
     oe_buf_puts(&item->head, ",\"result\":");
     canon_append(&item->head, result, CANON_COMPACT);
-    oe_buf_printf(&item->head, ",\"approved\":true,\"receipt\":\"%s\",\"signed_receipt\":",
-                  receipt);
+    oe_buf_printf(&item->head,
+                  ",\"approved\":true,\"receipt\":\"%s\",\"signed_receipt\":", receipt);
     rc = item->head.failed ? -1 : 0;
 out:
     oe_buf_free(&result_json);
@@ -453,8 +453,8 @@ void execute_finish(execute_job *job, oe_answer *ans)
     if (item->result == STORE_FAILED || item->note == NULL) {
         answer_store_unavailable(ans);
     } else {
-        receipt_finish_answer(ans, item->status, item->prefix.data, item->prefix.len,
-                              item->note, item->note_len);
+        receipt_finish_answer(ans, item->status, item->prefix.data, item->prefix.len, item->note,
+                              item->note_len);
         ans->replayed = item->replay_of != NULL;
         ans->outcome = item->receipt.outcome;
         ans->error_code = item->receipt.error;

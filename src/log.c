@@ -36,8 +36,7 @@ static void write_line(oe_buf *line)
 }
 
 void oe_log_request(const char *method, size_t method_len, const char *path, size_t path_len,
-                    int status, const char *request_id, uint64_t duration_us,
-                    const char *outcome)
+                    int status, const char *request_id, uint64_t duration_us, const char *outcome)
 {
     char ts[96];
     oe_buf line;

@@ -14,7 +14,6 @@ void oe_log(const char *level, const char *fmt, ...) __attribute__((format(print
 
 /* The access log line of one answered request.  outcome may be NULL. */
 void oe_log_request(const char *method, size_t method_len, const char *path, size_t path_len,
-                    int status, const char *request_id, uint64_t duration_us,
-                    const char *outcome);
+                    int status, const char *request_id, uint64_t duration_us, const char *outcome);
 
 #endif

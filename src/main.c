@@ -170,11 +170,13 @@ static int cmd_check_config(int argc, char **argv)
     if (json) {
         oe_buf b;
         oe_buf_init(&b, 64 * 1024);
-        oe_buf_printf(&b, "{\"ok\":%s,\"mode\":\"%s\",\"host\":",
-                      cfg.key_problem ? "false" : "true", config_mode_name(cfg.mode));
+        oe_buf_printf(&b,
+                      "{\"ok\":%s,\"mode\":\"%s\",\"host\":", cfg.key_problem ? "false" : "true",
+                      config_mode_name(cfg.mode));
         canon_append_string(&b, cfg.host, strlen(cfg.host));
-        oe_buf_printf(&b, ",\"port\":%d,\"store\":\"%s\",\"restriction\":\"%s\","
-                          "\"clawshield_keys\":%zu,\"problem\":",
+        oe_buf_printf(&b,
+                      ",\"port\":%d,\"store\":\"%s\",\"restriction\":\"%s\","
+                      "\"clawshield_keys\":%zu,\"problem\":",
                       cfg.port, cfg.db_kind == OE_DB_SQLITE ? "sqlite" : "postgresql",
                       cfg.allowed_actions ? "restricted" : "open", cfg.clawshield_keys.count);
         if (cfg.key_problem)

@@ -10,19 +10,20 @@
 
 #include <string.h>
 
-static const int STATUSES[METRICS_STATUSES] = {200, 400, 403, 404, 405, 409, 413,
-                                               422, 431, 502, 503, 0 /* other */};
+static const int STATUSES[METRICS_STATUSES] = {200, 400, 403, 404, 405, 409,
+                                               413, 422, 431, 502, 503, 0 /* other */};
 static const char *const OUTCOMES[METRICS_OUTCOMES] = {"executed", "replayed", "denied",
                                                        "rejected", "failed",   "resolved"};
 static const char *const REASONS[METRICS_REASONS] = {
-    "action_not_allowed",   "approval_required",  "key_not_configured",
-    "invalid_artifact",     "invalid_signature",  "tenant_mismatch",
-    "action_hash_mismatch", "expires_at_missing", "expires_at_invalid",
-    "approval_expired",     "approval_not_yet_valid", "approval_already_used",
-    "approval_mismatch",    "other"};
-static const uint64_t BUCKET_US[METRICS_BUCKETS] = {100,    250,    500,     1000,   2500,
-                                                    5000,   10000,  25000,   50000,  100000,
-                                                    250000, 500000, 1000000, 2500000};
+    "action_not_allowed",     "approval_required",
+    "key_not_configured",     "invalid_artifact",
+    "invalid_signature",      "tenant_mismatch",
+    "action_hash_mismatch",   "expires_at_missing",
+    "expires_at_invalid",     "approval_expired",
+    "approval_not_yet_valid", "approval_already_used",
+    "approval_mismatch",      "other"};
+static const uint64_t BUCKET_US[METRICS_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
 
 void metrics_init(oe_metrics *m)
 {
@@ -125,9 +126,9 @@ void metrics_render(oe_metrics *m, int writable, oe_buf *b)
                               "openexec_http_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n",
                               m->endpoints[e], STATUSES[s], v);
             else
-                oe_buf_printf(b,
-                              "openexec_http_requests_total{endpoint=\"%s\",status=\"other\"} %llu\n",
-                              m->endpoints[e], v);
+                oe_buf_printf(
+                    b, "openexec_http_requests_total{endpoint=\"%s\",status=\"other\"} %llu\n",
+                    m->endpoints[e], v);
         }
     render_histogram(b, "openexec_http_request_duration_seconds",
                      "Time from request start to answer.", &m->latency);

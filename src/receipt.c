@@ -130,9 +130,8 @@ int receipt_leaf_hash(const json_t *receipt, uint8_t leaf[32])
     return rc;
 }
 
-int receipt_append_signed_head(oe_buf *out, const char *receipt, size_t receipt_len,
-                               uint64_t index, uint64_t size, const uint8_t proof[][32],
-                               size_t count)
+int receipt_append_signed_head(oe_buf *out, const char *receipt, size_t receipt_len, uint64_t index,
+                               uint64_t size, const uint8_t proof[][32], size_t count)
 {
     char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
     size_t i;
@@ -188,7 +187,7 @@ int receipt_verify_signed(const json_t *sr, receipt_key_fn keys, void *ctx, char
     const json_t *note = json_object_get(sr, "checkpoint");
     const json_t *hashes = json_object_get(inclusion, "hashes");
     const json_t *log = json_object_get(receipt, "log");
-    uint8_t (*p)[32] = NULL, leaf[32];
+    uint8_t(*p)[32] = NULL, leaf[32];
     unsigned char pk[32];
     tlog_checkpoint cp;
     uint64_t size, index, seq;
@@ -204,8 +203,9 @@ int receipt_verify_signed(const json_t *sr, receipt_key_fn keys, void *ctx, char
     /* Exactly these members (SPEC 5.2): nothing signs a field beside them,
      * so accepting one would let anybody attach claims that look verified. */
     if (json_object_size(sr) != 3 || json_object_size(inclusion) != 3) {
-        snprintf(why, why_len, "a signed receipt holds exactly receipt, inclusion (size, "
-                               "index, hashes) and checkpoint; unsigned fields were added");
+        snprintf(why, why_len,
+                 "a signed receipt holds exactly receipt, inclusion (size, "
+                 "index, hashes) and checkpoint; unsigned fields were added");
         return 0;
     }
     if (tlog_checkpoint_parse(json_string_value(note), json_string_length(note), &cp) != 0) {

@@ -22,8 +22,8 @@
 
 typedef struct receipt_fields {
     char exec_id[37];
-    char time[40];        /* YYYY-MM-DDTHH:MM:SS.ffffffZ */
-    const char *action;   /* borrowed */
+    char time[40];      /* YYYY-MM-DDTHH:MM:SS.ffffffZ */
+    const char *action; /* borrowed */
     size_t action_len;
     char action_hash[65];
     char nonce_sha256[65];
@@ -45,9 +45,8 @@ int receipt_render(const receipt_fields *rf, const char *origin, uint64_t seq, o
 /* Appends {"receipt":R,"inclusion":{"size":N,"index":I,"hashes":[...]},"checkpoint":
  * -- everything of a signed receipt but the checkpoint string and the
  * closing brace, which receipt_finish_answer adds once the note exists. */
-int receipt_append_signed_head(oe_buf *out, const char *receipt, size_t receipt_len,
-                               uint64_t index, uint64_t size, const uint8_t proof[][32],
-                               size_t count);
+int receipt_append_signed_head(oe_buf *out, const char *receipt, size_t receipt_len, uint64_t index,
+                               uint64_t size, const uint8_t proof[][32], size_t count);
 
 /* An answer whose bytes end with a signed receipt is stored as a prefix
  * (everything up to "checkpoint":) and finished with the note: prefix +
@@ -66,8 +65,8 @@ void receipt_verify_request(const char *body, size_t len, receipt_key_fn keys, v
 
 /* Checks one parsed signed receipt against a key.  1 valid, 0 not (why
  * names the first problem).  Used by the endpoint and the offline verifier. */
-int receipt_verify_signed(const json_t *signed_receipt, receipt_key_fn keys, void *ctx,
-                          char *why, size_t why_len) __attribute__((warn_unused_result));
+int receipt_verify_signed(const json_t *signed_receipt, receipt_key_fn keys, void *ctx, char *why,
+                          size_t why_len) __attribute__((warn_unused_result));
 
 /* The canonical leaf hash of a parsed receipt object. */
 int receipt_leaf_hash(const json_t *receipt, uint8_t leaf[32]);

@@ -94,12 +94,12 @@ typedef struct oe_worker {
     h2o_multithread_receiver_t completions; /* commits done by the writer */
     h2o_multithread_receiver_t control;     /* shutdown requests */
     store_reader *reader;
-    size_t pending;     /* requests of this loop waiting for the store */
-    size_t connections; /* open client connections of this loop */
-    h2o_timeout_t accept_pause;       /* ACCEPT_PAUSE_MS */
-    h2o_timeout_t send_timeout;       /* SEND_TIMEOUT_MS for a client to take its answer */
+    size_t pending;                    /* requests of this loop waiting for the store */
+    size_t connections;                /* open client connections of this loop */
+    h2o_timeout_t accept_pause;        /* ACCEPT_PAUSE_MS */
+    h2o_timeout_t send_timeout;        /* SEND_TIMEOUT_MS for a client to take its answer */
     h2o_timeout_entry_t accept_resume; /* linked while accepting is paused */
-    conn_guard *dead_guards; /* closed connections' guards, freed after each iteration */
+    conn_guard *dead_guards;           /* closed connections' guards, freed after each iteration */
     int draining;
     int running; /* its loop is up (set on its own thread before it reports) */
 } oe_worker;
@@ -157,9 +157,9 @@ static unsigned endpoint_other(void);
 static oe_worker *worker_of(h2o_req_t *req);
 
 /* See "framing guard" below. */
-#define FRAMING_MARKER "x-openexec-te-dup"    /* as long as "transfer-encoding" */
+#define FRAMING_MARKER "x-openexec-te-dup" /* as long as "transfer-encoding" */
 #define FRAMING_MARKER_CL "x-openexec-dcl" /* as long as "content-length" */
-#define HEADERS_MAX 16384                   /* request line + headers, our bound */
+#define HEADERS_MAX 16384                  /* request line + headers, our bound */
 static void guard_watch_write(h2o_req_t *req);
 
 /* ---- responses ---------------------------------------------------------- */
@@ -167,19 +167,32 @@ static void guard_watch_write(h2o_req_t *req);
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 422:
+        return "Unprocessable Entity";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
     }
 }
 
@@ -206,8 +219,7 @@ static uint64_t elapsed_us(const h2o_req_t *req)
 }
 
 /* Counts and logs an answer on its way out. */
-static void account(h2o_req_t *req, const oe_answer *ans, const char *request_id,
-                    unsigned endpoint)
+static void account(h2o_req_t *req, const oe_answer *ans, const char *request_id, unsigned endpoint)
 {
     oe_server *srv = worker_of(req)->srv;
     uint64_t us = elapsed_us(req);
@@ -309,8 +321,9 @@ static void handle_root(oe_server *srv, h2o_req_t *req, const char *rid, oe_answ
 
     (void)srv, (void)req, (void)rid;
     oe_buf_init(&b, SMALL_BODY_MAX);
-    oe_buf_puts(&b, "{\"service\":\"OpenExec\",\"status\":\"running\",\"version\":\"" OPENEXEC_VERSION
-                    "\"}");
+    oe_buf_puts(&b,
+                "{\"service\":\"OpenExec\",\"status\":\"running\",\"version\":\"" OPENEXEC_VERSION
+                "\"}");
     answer_buf(ans, 200, &b);
 }
 
@@ -447,8 +460,7 @@ static const char *query_param(h2o_req_t *req, const char *name)
     return NULL;
 }
 
-static void handle_receipts_verify(oe_server *srv, h2o_req_t *req, const char *rid,
-                                   oe_answer *ans)
+static void handle_receipts_verify(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
 {
     log_api_ctx c = log_ctx(srv, req);
 
@@ -469,8 +481,8 @@ static void handle_export(oe_server *srv, h2o_req_t *req, const char *rid, oe_an
     log_api_ctx c = log_ctx(srv, req);
 
     (void)rid;
-    log_api_export(&c, query_param(req, "log"), query_param(req, "from"),
-                   query_param(req, "limit"), ans);
+    log_api_export(&c, query_param(req, "log"), query_param(req, "from"), query_param(req, "limit"),
+                   ans);
 }
 
 static void handle_consistency(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
@@ -518,8 +530,7 @@ static void handle_openapi(oe_server *srv, h2o_req_t *req, const char *rid, oe_a
 
 #define RECEIPT_PREFIX "/receipts/"
 
-static void handle_receipt_by_id(oe_server *srv, h2o_req_t *req, const char *rid,
-                                 oe_answer *ans)
+static void handle_receipt_by_id(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
 {
     log_api_ctx c = log_ctx(srv, req);
     size_t plen = sizeof(RECEIPT_PREFIX) - 1;
@@ -608,8 +619,6 @@ static int start_execute(oe_worker *w, h2o_req_t *req, const char *rid, unsigned
 
 /* ---- routing ------------------------------------------------------------ */
 
-
-
 static const route routes[] = {
     {"/", "GET", handle_root, 0},
     {"/health", "GET", handle_health, 0},
@@ -685,8 +694,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (header_bytes(req) > HEADERS_MAX) {
         req->http1_is_persistent = 0;
-        send_error(req, 431, "headers_too_large",
-                   "Request line and headers exceed 16384 bytes", rid, NULL, endpoint_other());
+        send_error(req, 431, "headers_too_large", "Request line and headers exceed 16384 bytes",
+                   rid, NULL, endpoint_other());
         return 0;
     }
 
@@ -731,8 +740,8 @@ typedef struct replace_body_ostream {
     h2o_iovec_t body;
 } replace_body_ostream;
 
-static void replace_body_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
-                              size_t bufcnt, h2o_send_state_t state)
+static void replace_body_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                              h2o_send_state_t state)
 {
     replace_body_ostream *o = (replace_body_ostream *)self;
 
@@ -793,8 +802,8 @@ struct conn_guard {
     oe_worker *worker;
     h2o_socket_t *sock;
     h2o_timeout_entry_t send_deadline; /* linked while an answer is being written */
-    h2o_socket_cb h2o_read;  /* h2o's HTTP/1 read callback */
-    h2o_socket_cb h2o_write; /* h2o's callback for the write in flight */
+    h2o_socket_cb h2o_read;            /* h2o's HTTP/1 read callback */
+    h2o_socket_cb h2o_write;           /* h2o's callback for the write in flight */
     int closed;
     conn_guard *next_dead;
 };
@@ -1151,8 +1160,7 @@ static int open_listener(const oe_config *cfg, char *why, size_t why_len)
     if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        snprintf(why, why_len, "cannot listen on %s:%d: %s", cfg->host, cfg->port,
-                 strerror(errno));
+        snprintf(why, why_len, "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));
         if (fd != -1)
             close(fd);
         fd = -1;
@@ -1185,8 +1193,7 @@ static void setup_h2o(oe_server *srv)
     srv->globalconf.http1.upgrade_to_http2 = 0;
     srv->globalconf.http2.idle_timeout = REQUEST_TIMEOUT_MS;
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("openexec"));
-    host = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")),
-                                    65535);
+    host = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     path = h2o_config_register_path(host, "/", 0);
     handler = (oe_handler *)h2o_create_handler(path, sizeof(*handler));
     handler->super.on_req = on_req;

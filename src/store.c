@@ -440,8 +440,9 @@ static int resync_log(store *st)
         st->ops->commit(st->writer_db) != 0) {
         st->ops->rollback(st->writer_db);
         if (size < before)
-            oe_log("error", "store: log %s holds %llu entries, fewer than the %llu written; "
-                            "refusing to fork it",
+            oe_log("error",
+                   "store: log %s holds %llu entries, fewer than the %llu written; "
+                   "refusing to fork it",
                    st->origin, (unsigned long long)size, (unsigned long long)before);
         else if (why[0] != '\0')
             oe_log("error", "store: lease on log %s: %s", st->origin, why);
@@ -693,8 +694,7 @@ static int check_side_file(store *st, const char *path, char *why, size_t why_le
         snprintf(why, why_len,
                  "log %s: this key already signed a checkpoint of size %llu but the database "
                  "holds %llu entries (restored from an older backup?); refusing to fork the log",
-                 st->origin, (unsigned long long)cp.size,
-                 (unsigned long long)st->frontier.size);
+                 st->origin, (unsigned long long)cp.size, (unsigned long long)st->frontier.size);
         return -1;
     }
     return 0;
@@ -711,8 +711,7 @@ static int open_log(store *st, const store_log_identity *id, char *why, size_t w
     st->key = id->key;
     make_holder_id(st->holder, sizeof(st->holder));
     {
-        store_lease lease = {st->origin, st->key->pk, st->holder, oe_now_us(), 0,
-                             holder_is_stale};
+        store_lease lease = {st->origin, st->key->pk, st->holder, oe_now_us(), 0, holder_is_stale};
         lease.expires_us = lease.now_us + (int64_t)LEASE_MS * 1000;
         if (st->ops->begin(st->writer_db) != 0 ||
             st->ops->take_lease(st->writer_db, &lease, &st->log_id, &size, why, why_len) != 0 ||
@@ -741,8 +740,8 @@ static int open_log(store *st, const store_log_identity *id, char *why, size_t w
                    (long long)cut);
     }
     if (tlog_frontier_load(&st->frontier, size, writer_node, st) != 0) {
-        snprintf(why, why_len, "log %s: the stored tree of %llu entries is incomplete",
-                 st->origin, (unsigned long long)size);
+        snprintf(why, why_len, "log %s: the stored tree of %llu entries is incomplete", st->origin,
+                 (unsigned long long)size);
         return -1;
     }
     snprintf(side, sizeof(side), "%s.checkpoint", st->cfg->receipt_key_path);
@@ -805,8 +804,8 @@ void store_close(store *st)
     /* Leave the latest checkpoint in the database and free the origin. */
     if (st->ops->begin(st->writer_db) == 0) {
         if ((st->checkpoint_saved ||
-             st->ops->save_checkpoint(st->writer_db, st->log_id, st->latest.size,
-                                      st->latest.note, st->latest.len) == 0) &&
+             st->ops->save_checkpoint(st->writer_db, st->log_id, st->latest.size, st->latest.note,
+                                      st->latest.len) == 0) &&
             st->ops->release_lease(st->writer_db, st->log_id, st->holder) == 0)
             st->ops->commit(st->writer_db);
         else
@@ -923,8 +922,7 @@ int store_get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32])
 {
     store_node_ctx *c = ctx;
 
-    return c->rd->st->ops->get_node(c->rd->rd, c->log_id, level, index, out) == STORE_OK ? 0
-                                                                                        : -1;
+    return c->rd->st->ops->get_node(c->rd->rd, c->log_id, level, index, out) == STORE_OK ? 0 : -1;
 }
 
 int store_find_receipt(store_reader *rd, const char *exec_id, int64_t *log_id, uint64_t *seq,

@@ -56,10 +56,10 @@ typedef struct store_execution {
     char action_hash[65];
     char *approval_id; /* malloc'd; NULL when no approval */
     exec_state state;
-    int status;            /* HTTP status of the first answer */
-    char *response;        /* malloc'd answer prefix (see above) */
+    int status;     /* HTTP status of the first answer */
+    char *response; /* malloc'd answer prefix (see above) */
     size_t response_len;
-    uint64_t tree_size;    /* the tree head the first answer is proven against */
+    uint64_t tree_size; /* the tree head the first answer is proven against */
     uint8_t tree_root[32];
     char result_sha256[65]; /* "" when none */
     char error[48];         /* stable code of the first answer, "" when none */
@@ -110,8 +110,8 @@ typedef struct store_log_info {
     int64_t log_id;
     char origin[256];
     unsigned char public_key[32];
-    uint64_t size;        /* size of its latest signed checkpoint */
-    char *checkpoint;     /* malloc'd latest signed checkpoint; NULL if none */
+    uint64_t size;    /* size of its latest signed checkpoint */
+    char *checkpoint; /* malloc'd latest signed checkpoint; NULL if none */
     size_t checkpoint_len;
 } store_log_info;
 
@@ -174,7 +174,7 @@ struct store_item {
     store_result result;
     store_execution existing; /* STORE_NONCE_TAKEN only */
     uint64_t seq;
-    oe_buf prefix;     /* the answer without its checkpoint note */
+    oe_buf prefix;      /* the answer without its checkpoint note */
     uint64_t tree_size; /* the tree head the answer is proven against */
     uint8_t tree_root[32];
     char *note; /* malloc'd signed checkpoint of that head */

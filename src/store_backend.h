@@ -69,8 +69,7 @@ typedef struct store_backend_ops {
     int (*put_node)(void *db, int64_t log_id, unsigned level, uint64_t index,
                     const uint8_t hash[32]);
     int (*get_node_w)(void *db, int64_t log_id, unsigned level, uint64_t index, uint8_t out[32]);
-    int (*save_checkpoint)(void *db, int64_t log_id, uint64_t size, const char *note,
-                           size_t len);
+    int (*save_checkpoint)(void *db, int64_t log_id, uint64_t size, const char *note, size_t len);
     /* A tiny durable write, to learn whether the database is writable again. */
     int (*probe)(void *db);
 
@@ -81,8 +80,7 @@ typedef struct store_backend_ops {
     int (*get_node)(void *rd, int64_t log_id, unsigned level, uint64_t index, uint8_t out[32]);
     int (*find_receipt)(void *rd, const char *exec_id, int64_t *log_id, uint64_t *seq,
                         oe_buf *receipt);
-    int (*export_receipts)(void *rd, int64_t log_id, uint64_t from, uint64_t limit,
-                           oe_buf *out);
+    int (*export_receipts)(void *rd, int64_t log_id, uint64_t from, uint64_t limit, oe_buf *out);
     int (*list_unknown)(void *rd, void (*fn)(const store_pending *p, void *ctx), void *ctx);
 } store_backend_ops;
 

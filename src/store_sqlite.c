@@ -157,23 +157,40 @@ fail:
     return -1;
 }
 
-
 /* Statements, prepared once per connection.  Writer and readers share the
  * read statements' SQL so they cannot drift. */
 enum {
-    W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
-    W_INSERT_EXECUTION, W_INSERT_APPROVAL, W_COMPLETE, W_INSERT_RECEIPT, W_INSERT_NODE,
-    W_FIND_EXECUTION, W_GET_NODE, W_FIND_LOG, W_INSERT_LOG, W_UPDATE_LEASE, W_RELEASE_LEASE,
-    W_LOG_SIZE, W_SAVE_CHECKPOINT, W_PROBE, W_MARK_UNKNOWN, W_COUNT
+    W_BEGIN,
+    W_COMMIT,
+    W_ROLLBACK,
+    W_SAVEPOINT,
+    W_RELEASE,
+    W_ROLLBACK_TO,
+    W_INSERT_EXECUTION,
+    W_INSERT_APPROVAL,
+    W_COMPLETE,
+    W_INSERT_RECEIPT,
+    W_INSERT_NODE,
+    W_FIND_EXECUTION,
+    W_GET_NODE,
+    W_FIND_LOG,
+    W_INSERT_LOG,
+    W_UPDATE_LEASE,
+    W_RELEASE_LEASE,
+    W_LOG_SIZE,
+    W_SAVE_CHECKPOINT,
+    W_PROBE,
+    W_MARK_UNKNOWN,
+    W_COUNT
 };
 enum { R_FIND_EXECUTION, R_GET_NODE, R_FIND_LOG, R_FIND_RECEIPT, R_EXPORT, R_UNKNOWN, R_COUNT };
 
-#define SQL_FIND_EXECUTION                                                                     \
-    "SELECT exec_id, action_hash, approval_id, state, status, response, tree_size, tree_root," \
+#define SQL_FIND_EXECUTION                                                                         \
+    "SELECT exec_id, action_hash, approval_id, state, status, response, tree_size, tree_root,"     \
     " result_sha256, error, action FROM executions WHERE nonce = ?1"
 #define SQL_GET_NODE "SELECT hash FROM tlog_nodes WHERE log_id = ?1 AND level = ?2 AND idx = ?3"
-#define SQL_FIND_LOG                                                                           \
-    "SELECT log_id, public_key, lease_holder, lease_expires_us, checkpoint, checkpoint_size"  \
+#define SQL_FIND_LOG                                                                               \
+    "SELECT log_id, public_key, lease_holder, lease_expires_us, checkpoint, checkpoint_size"       \
     " FROM logs WHERE origin = ?1"
 
 static const char *const WRITER_SQL[W_COUNT] = {
@@ -202,7 +219,8 @@ static const char *const WRITER_SQL[W_COUNT] = {
     [W_INSERT_LOG] = "INSERT INTO logs(origin, public_key, lease_holder, lease_expires_us)"
                      " VALUES (?1, ?2, ?3, ?4)",
     [W_UPDATE_LEASE] = "UPDATE logs SET lease_holder = ?2, lease_expires_us = ?3 WHERE log_id = ?1",
-    [W_RELEASE_LEASE] = "UPDATE logs SET lease_expires_us = 0 WHERE log_id = ?1 AND lease_holder = ?2",
+    [W_RELEASE_LEASE] =
+        "UPDATE logs SET lease_expires_us = 0 WHERE log_id = ?1 AND lease_holder = ?2",
     [W_LOG_SIZE] = "SELECT COALESCE(MAX(seq) + 1, 0) FROM receipts WHERE log_id = ?1",
     [W_SAVE_CHECKPOINT] = "UPDATE logs SET checkpoint = ?2, checkpoint_size = ?3 WHERE log_id = ?1",
     [W_PROBE] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', ?1)",
@@ -226,8 +244,7 @@ typedef struct sqlite_conn {
     sqlite3_stmt *st[W_COUNT];
 } sqlite_conn;
 
-static int prepare_all(sqlite_conn *c, const char *const *sql, size_t n, char *why,
-                       size_t why_len)
+static int prepare_all(sqlite_conn *c, const char *const *sql, size_t n, char *why, size_t why_len)
 {
     size_t i;
 
@@ -410,8 +427,7 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
     sqlite3_bind_text(st, 3, action, (int)item->receipt.action_len, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, item->action_hash, -1, SQLITE_STATIC);
     bind_text_or_null(st, 5, item->approval_id);
-    sqlite3_bind_int(st, 6,
-                     item->kind == STORE_ITEM_CLAIM ? EXEC_STATE_RUNNING : EXEC_STATE_DONE);
+    sqlite3_bind_int(st, 6, item->kind == STORE_ITEM_CLAIM ? EXEC_STATE_RUNNING : EXEC_STATE_DONE);
     sqlite3_bind_int(st, 7, item->status);
     bind_text_or_null(st, 8, item->receipt.result_sha256);
     bind_text_or_null(st, 9, item->receipt.error);
@@ -447,8 +463,7 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
     return step_done(w->st[W_RELEASE]);
 }
 
-static int writer_find_execution(void *p, const char *nonce, size_t nonce_len,
-                                 store_execution *out)
+static int writer_find_execution(void *p, const char *nonce, size_t nonce_len, store_execution *out)
 {
     sqlite3_stmt *st = ((sqlite_conn *)p)->st[W_FIND_EXECUTION];
 
@@ -527,16 +542,15 @@ static int read_node(sqlite3_stmt *st, int64_t log_id, unsigned level, uint64_t 
     return rc;
 }
 
-static int writer_get_node(void *p, int64_t log_id, unsigned level, uint64_t index,
-                           uint8_t out[32])
+static int writer_get_node(void *p, int64_t log_id, unsigned level, uint64_t index, uint8_t out[32])
 {
     return read_node(((sqlite_conn *)p)->st[W_GET_NODE], log_id, level, index, out) == STORE_OK
                ? 0
                : -1;
 }
 
-static int writer_take_lease(void *p, const store_lease *lease, int64_t *log_id,
-                             uint64_t *size, char *why, size_t why_len)
+static int writer_take_lease(void *p, const store_lease *lease, int64_t *log_id, uint64_t *size,
+                             char *why, size_t why_len)
 {
     sqlite_conn *w = p;
     sqlite3_stmt *st = w->st[W_FIND_LOG];
@@ -643,8 +657,7 @@ fail:
     return NULL;
 }
 
-static int reader_find_execution(void *p, const char *nonce, size_t nonce_len,
-                                 store_execution *out)
+static int reader_find_execution(void *p, const char *nonce, size_t nonce_len, store_execution *out)
 {
     sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_FIND_EXECUTION];
 
@@ -652,8 +665,7 @@ static int reader_find_execution(void *p, const char *nonce, size_t nonce_len,
     return read_execution(st, out);
 }
 
-static int reader_get_node(void *p, int64_t log_id, unsigned level, uint64_t index,
-                           uint8_t out[32])
+static int reader_get_node(void *p, int64_t log_id, unsigned level, uint64_t index, uint8_t out[32])
 {
     return read_node(((sqlite_conn *)p)->st[R_GET_NODE], log_id, level, index, out);
 }
@@ -711,8 +723,7 @@ static int reader_export(void *p, int64_t log_id, uint64_t from, uint64_t limit,
     return rc == SQLITE_DONE && !out->failed ? STORE_OK : STORE_ERROR;
 }
 
-static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void *ctx),
-                               void *ctx)
+static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void *ctx), void *ctx)
 {
     sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_UNKNOWN];
     int rc, n = 0;

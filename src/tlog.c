@@ -232,8 +232,8 @@ static int subproof(tlog_node_fn get, void *ctx, uint64_t m, uint64_t lo, uint64
     return push(proof, count, h);
 }
 
-int tlog_consistency_proof(tlog_node_fn get, void *ctx, uint64_t m, uint64_t n,
-                           uint8_t proof[][32], size_t *count)
+int tlog_consistency_proof(tlog_node_fn get, void *ctx, uint64_t m, uint64_t n, uint8_t proof[][32],
+                           size_t *count)
 {
     *count = 0;
     if (m == 0 || m > n)
@@ -318,8 +318,7 @@ int tlog_verify_consistency(uint64_t m, uint64_t n, const uint8_t old_root[32],
         fn >>= 1;
         sn >>= 1;
     }
-    return sn == 0 && sodium_memcmp(fr, old_root, 32) == 0 &&
-           sodium_memcmp(sr, new_root, 32) == 0;
+    return sn == 0 && sodium_memcmp(fr, old_root, 32) == 0 && sodium_memcmp(sr, new_root, 32) == 0;
 }
 
 /* ---- checkpoints -------------------------------------------------------- */
@@ -447,8 +446,8 @@ int tlog_checkpoint_verify(const char *note, size_t len, const unsigned char pk[
             if (sodium_base642bin(blob, sizeof(blob), sig64, sig_len, NULL, &blob_len, NULL,
                                   sodium_base64_VARIANT_ORIGINAL) == 0 &&
                 blob_len == sizeof(blob) - 1 && memcmp(blob, want, 4) == 0 &&
-                crypto_sign_verify_detached(blob + 4, (const unsigned char *)note, body_len,
-                                            pk) == 0)
+                crypto_sign_verify_detached(blob + 4, (const unsigned char *)note, body_len, pk) ==
+                    0)
                 return 1;
         }
         line = nl + 1;

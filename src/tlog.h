@@ -54,8 +54,8 @@ int tlog_root(tlog_node_fn get, void *ctx, uint64_t size, uint8_t out[32]);
 int tlog_inclusion_proof(tlog_node_fn get, void *ctx, uint64_t index, uint64_t size,
                          uint8_t proof[][32], size_t *count);
 /* RFC 9162 2.1.4.1 consistency proof between sizes 0 < m <= n. */
-int tlog_consistency_proof(tlog_node_fn get, void *ctx, uint64_t m, uint64_t n,
-                           uint8_t proof[][32], size_t *count);
+int tlog_consistency_proof(tlog_node_fn get, void *ctx, uint64_t m, uint64_t n, uint8_t proof[][32],
+                           size_t *count);
 
 /* RFC 9162 2.1.3.2 and 2.1.4.2.  1 when the proof holds, 0 otherwise. */
 int tlog_verify_inclusion(const uint8_t leaf[32], uint64_t index, uint64_t size,
