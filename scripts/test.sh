@@ -14,6 +14,7 @@
 # killed outright are cleaned up at the next start.  The output ends with
 # the last pass's ctest summary line.
 set -eu
+unset OE_TEST_PG_URL # pass 1 is SQLite whatever the caller's environment says
 build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 jobs=$(nproc)
