@@ -49,6 +49,7 @@
 
 #define PROBE_INTERVAL_MS 1000
 #define MAX_BATCH 1024
+#define MAX_BATCH_RETRIES 5
 #define LEASE_MS 30000
 #define LEASE_RENEW_MS 10000
 #define NOTE_CACHE 16
@@ -621,7 +622,7 @@ static void *writer_main(void *arg)
     store_item *batch;
     note_entry head;
     uint64_t started;
-    int failed;
+    int failed, attempt;
 
     pthread_mutex_lock(&st->lock);
     for (;;) {
@@ -648,7 +649,16 @@ static void *writer_main(void *arg)
 
         memset(&head, 0, sizeof(head));
         started = oe_monotonic_us();
-        failed = run_batch(st, batch, &head) != 0;
+        for (attempt = 0;; attempt++) {
+            failed = run_batch(st, batch, &head) != 0;
+            if (!failed || attempt == MAX_BATCH_RETRIES || st->ops->retryable == NULL ||
+                !st->ops->retryable(st->writer_db))
+                break;
+            /* Another instance's batch locked the same keys in the other
+             * order; ours was rolled back whole.  Items keep what their
+             * conflicts decided, which the other's commit made final. */
+            oe_log("warn", "store: batch aborted by a deadlock with another instance; retrying");
+        }
         if (st->commit_latency != NULL)
             metrics_observe(st->commit_latency, oe_monotonic_us() - started);
         set_writable(st, !failed);

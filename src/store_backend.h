@@ -70,6 +70,10 @@ typedef struct store_backend_ops {
                     const uint8_t hash[32]);
     int (*get_node_w)(void *db, int64_t log_id, unsigned level, uint64_t index, uint8_t out[32]);
     int (*save_checkpoint)(void *db, int64_t log_id, uint64_t size, const char *note, size_t len);
+    /* 1 when the last failed batch was aborted by the database for a
+     * conflict with another writer (deadlock, serialization) and may simply
+     * be run again.  NULL: never. */
+    int (*retryable)(void *db);
     /* A tiny durable write, to learn whether the database is writable again. */
     int (*probe)(void *db);
 

@@ -339,6 +339,7 @@ typedef struct pg_link {
     int backoff_ms;
     int down; /* a failure was logged; log the recovery */
     char err[ERR_MAX];
+    char sqlstate[6]; /* of the last statement error, "" when none */
 } pg_link;
 
 typedef struct pg_writer {
@@ -610,8 +611,21 @@ static void statement_error(pg_link *l, const PGresult *res, const char *what)
 {
     char clean[ERR_MAX];
 
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
     scrub(res ? PQresultErrorMessage(res) : "", l->secret, clean, sizeof(clean));
     say(l->err, sizeof(l->err), "%s: %s", what, clean);
+    snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", state ? state : "");
+}
+
+/* Deadlock (40P01) or serialization failure (40001): two instances' batches
+ * took row locks in opposite orders and PostgreSQL aborted ours.  Nothing
+ * of the batch was written; running it again is safe and will succeed. */
+static int writer_retryable(void *p)
+{
+    pg_writer *w = p;
+
+    return strcmp(w->link.sqlstate, "40P01") == 0 || strcmp(w->link.sqlstate, "40001") == 0;
 }
 
 /* 0 when the statement ran (a command, or a query when tuples is set). */
@@ -1367,6 +1381,7 @@ static int writer_begin(void *p)
     int attempt, had;
 
     w->xid = 0;
+    l->sqlstate[0] = '\0';
     for (attempt = 0; attempt < 2; attempt++) {
         had = l->conn != NULL;
         if (link_ensure(l) != 0)
@@ -1949,4 +1964,5 @@ const store_backend_ops store_pg_ops = {
     .find_receipt = reader_find_receipt,
     .export_receipts = reader_export,
     .list_unknown = reader_list_unknown,
+    .retryable = writer_retryable,
 };
