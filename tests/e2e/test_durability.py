@@ -125,6 +125,27 @@ class DiskFullTests(unittest.TestCase):
 
 
 @unittest.skipIf(os.environ.get("OE_TEST_PG_URL"), "SQLite file faults")
+class ReadOnlyDatabaseTests(unittest.TestCase):
+    # (A read-only remount under a running server is refused by Linux while
+    # the WAL is open for writing; the full-disk test covers failing writes
+    # at run time.)
+    def test_read_only_database_file_is_refused_at_start(self):
+        with tempfile.TemporaryDirectory() as d:
+            with harness.Server(workdir=d) as srv:
+                srv.execute("echo", {}, nonce="ro-1")
+            path = os.path.join(d, "openexec.db")
+            if subprocess.run(["chattr", "+i", path], capture_output=True).returncode != 0:
+                self.skipTest("chattr +i is not available here")
+            try:
+                r = harness.run_cli(["serve", "--port", "0"], cwd=d, timeout=10,
+                                    env={"OPENEXEC_DB_URL": "sqlite:///openexec.db"})
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(b"openexec.db", r.stderr)
+            finally:
+                subprocess.run(["chattr", "-i", path])
+
+
+@unittest.skipIf(os.environ.get("OE_TEST_PG_URL"), "SQLite file faults")
 class BadDatabaseFileTests(unittest.TestCase):
     def refuses(self, content):
         with tempfile.TemporaryDirectory() as d:
