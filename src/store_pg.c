@@ -48,9 +48,9 @@
  * needs none (ON CONFLICT never raises, and a real error fails the batch).
  * Two instances whose batches claim the same two nonces in opposite orders
  * can deadlock; PostgreSQL then aborts one transaction (after
- * deadlock_timeout, 1 s by default) and that batch fails closed like any
- * failed commit: 503, nothing half-written, and a client's retry is
- * answered from whichever claim won.
+ * deadlock_timeout, 1 s by default).  Nothing of it was written, and
+ * retryable() (SQLSTATE 40P01 or 40001) tells store.c to run that batch
+ * again; only if that keeps failing does it fail closed (503).
  *
  * Logs.  Each instance appends only to its own log (logs, receipts,
  * tlog_nodes rows of its log_id), so instances never contend there.  The
