@@ -446,11 +446,38 @@ answered:
     return EXECUTE_ANSWERED;
 }
 
-void execute_finish(execute_job *job, oe_answer *ans)
+/* A replay of an execution recorded in another instance's log ends in
+ * that log's own signed head, which only that instance could sign and
+ * which it stored with the entries it covers. */
+static int fetch_foreign_note(store_reader *rd, store_item *item)
+{
+    oe_buf note;
+    int rc;
+
+    oe_buf_init(&note, 4096);
+    rc = store_find_checkpoint(rd, item->foreign_log, item->tree_size, &note);
+    if (rc == STORE_OK)
+        item->note = oe_buf_detach(&note, &item->note_len);
+    oe_buf_free(&note);
+    if (rc == STORE_OK && item->note != NULL)
+        return 0;
+    oe_log("warn", "execute: replay of an entry of log %s: its checkpoint of size %llu is %s",
+           item->foreign_log, (unsigned long long)item->tree_size,
+           rc == STORE_NOT_FOUND ? "not stored (yet)" : "unreadable");
+    return -1;
+}
+
+void execute_finish(execute_job *job, store_reader *rd, oe_answer *ans)
 {
     store_item *item = &job->item;
+    oe_error err;
 
-    if (item->result == STORE_FAILED || item->note == NULL) {
+    if (item->result != STORE_FAILED && item->note == NULL && item->foreign_log[0] != '\0' &&
+        fetch_foreign_note(rd, item) != 0) {
+        oe_error_set(&err, 503, "busy",
+                     "The signed checkpoint of the original answer is not available; retry later");
+        answer_error(ans, &err);
+    } else if (item->result == STORE_FAILED || item->note == NULL) {
         answer_store_unavailable(ans);
     } else {
         receipt_finish_answer(ans, item->status, item->prefix.data, item->prefix.len, item->note,

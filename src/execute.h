@@ -33,8 +33,8 @@ void execute_env_destroy(execute_env *env);
 
 int execute_begin(execute_env *env, store_reader *rd, const char *body, size_t len,
                   void (*done)(void *cookie), void *cookie, execute_job **job, oe_answer *ans);
-/* Fills ans and frees job. */
-void execute_finish(execute_job *job, oe_answer *ans);
+/* Fills ans and frees job.  rd: the calling loop's reader. */
+void execute_finish(execute_job *job, store_reader *rd, oe_answer *ans);
 
 /* Records an operator's finding for an execution whose outcome is unknown
  * (SPEC 6): succeeded (with result, an object) or failed, as a "resolved"

@@ -355,3 +355,30 @@ done:
     oe_buf_free(&result_json);
     json_decref(root);
 }
+
+int receipt_answer_origin(const char *prefix, size_t len, char *out, size_t cap)
+{
+    static const char mark[] = "\"signed_receipt\":{\"receipt\":{\"v\":1,\"log\":\"";
+    const char *p = memmem(prefix, len, mark, sizeof(mark) - 1), *end = prefix + len;
+    size_t n = 0;
+
+    if (p == NULL)
+        return -1;
+    for (p += sizeof(mark) - 1; p < end && *p != '"'; p++) {
+        if (*p == '\\') {
+            /* Escapes other than \" and \\ would need decoding; origins
+             * are plain text in practice, and a caller that cannot tell
+             * refuses rather than guesses. */
+            if (p + 1 >= end || (p[1] != '"' && p[1] != '\\'))
+                return -1;
+            p++;
+        }
+        if (n + 1 >= cap)
+            return -1;
+        out[n++] = *p;
+    }
+    if (p >= end)
+        return -1;
+    out[n] = '\0';
+    return 0;
+}

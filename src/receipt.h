@@ -54,6 +54,10 @@ int receipt_append_signed_head(oe_buf *out, const char *receipt, size_t receipt_
 void receipt_finish_answer(oe_answer *ans, int status, const char *prefix, size_t prefix_len,
                            const char *note, size_t note_len);
 
+/* The origin of the log whose signed receipt ends a stored answer prefix.
+ * 0 ok; -1 when the prefix does not name one plainly. */
+int receipt_answer_origin(const char *prefix, size_t len, char *out, size_t cap);
+
 /* Looks up the public key of a log by origin (this instance's or another
  * in the same database).  0 found, -1 unknown. */
 typedef int (*receipt_key_fn)(void *ctx, const char *origin, unsigned char pk[32]);

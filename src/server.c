@@ -572,7 +572,7 @@ static void on_completions(h2o_multithread_receiver_t *receiver, h2o_linklist_t 
         oe_answer ans = {0};
 
         h2o_linklist_unlink(&msg->link);
-        execute_finish(p->job, &ans);
+        execute_finish(p->job, w->reader, &ans);
         if (p->req != NULL) {
             p->guard->pending = NULL;
             send_answer(p->req, &ans, p->request_id, NULL, p->endpoint);

@@ -488,15 +488,20 @@ static int run_batch(store *st, store_item *batch, note_entry *signed_head)
     for (item = batch, i = 0; item != NULL; item = item->next, i++)
         if (finish_item(st, item, &bn, root, rendered[i].data, rendered[i].len) != 0)
             goto fail;
+    /* The new head is signed inside the transaction and stored with the
+     * entries it covers, so any instance can answer a replay of them with
+     * this very note; nobody sees it before the commit (publish_latest). */
+    if (sign_note(st, bn.end, root, signed_head) != 0 ||
+        st->ops->save_checkpoint(st->writer_db, st->log_id, signed_head->size, signed_head->note,
+                                 signed_head->len) != 0)
+        goto fail;
     if (st->ops->commit(st->writer_db) != 0)
         goto fail;
-    st->checkpoint_saved = 1;
-    /* Signed after the commit, before any answer of it goes out. */
-    if (sign_note(st, bn.end, root, signed_head) != 0)
-        signed_head->note = NULL;
     rc = 0;
     goto out;
 fail:
+    free(signed_head->note);
+    signed_head->note = NULL;
     st->ops->rollback(st->writer_db);
     st->frontier = bn.before;
     st->resync = 1;
@@ -513,6 +518,18 @@ static void attach_note(store *st, store_item *item, const note_entry *head)
 {
     oe_buf b;
 
+    item->foreign_log[0] = '\0';
+    if (item->replay_of != NULL &&
+        (receipt_answer_origin(item->prefix.data, item->prefix.len, item->foreign_log,
+                               sizeof(item->foreign_log)) != 0 ||
+         strcmp(item->foreign_log, st->origin) != 0)) {
+        /* Another log's head (or one we cannot name): never sign it with
+         * our key, which would fork our own log; the caller fetches it. */
+        if (item->foreign_log[0] == '\0')
+            snprintf(item->foreign_log, sizeof(item->foreign_log), "?");
+        return;
+    }
+    item->foreign_log[0] = '\0';
     oe_buf_init(&b, NOTE_MAX);
     if (head->note && item->tree_size == head->size)
         oe_buf_append(&b, head->note, head->len);
@@ -664,8 +681,10 @@ static void *writer_main(void *arg)
         set_writable(st, !failed);
         /* Publish the new head before any answer citing it goes out, so a
          * client that reads /checkpoint after its answer sees it. */
-        if (!failed && head.note != NULL)
+        if (!failed) {
             publish_latest(st, &head); /* st->latest owns the note from here */
+            st->checkpoint_saved = 1;
+        }
         finish_batch(st, batch, failed, &head);
 
         pthread_mutex_lock(&st->lock);
@@ -962,4 +981,9 @@ int store_list_unknown(const oe_config *cfg, void (*fn)(const store_pending *p, 
     if (rc < 0)
         snprintf(why, why_len, "cannot read the executions");
     return rc;
+}
+
+int store_find_checkpoint(store_reader *rd, const char *origin, uint64_t size, oe_buf *note)
+{
+    return rd->st->ops->find_checkpoint(rd->rd, origin, size, note);
 }

@@ -125,6 +125,10 @@ typedef struct store_node_ctx {
 } store_node_ctx;
 int store_get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32]);
 
+/* The signed checkpoint of size `size` of the log `origin`, as that log's
+ * instance saved it.  STORE_OK, STORE_NOT_FOUND (not saved yet), STORE_ERROR. */
+int store_find_checkpoint(store_reader *rd, const char *origin, uint64_t size, oe_buf *note);
+
 /* The first receipt carrying exec_id, in any log: its log, seq and JSON. */
 int store_find_receipt(store_reader *rd, const char *exec_id, int64_t *log_id, uint64_t *seq,
                        oe_buf *receipt);
@@ -179,6 +183,10 @@ struct store_item {
     uint8_t tree_root[32];
     char *note; /* malloc'd signed checkpoint of that head */
     size_t note_len;
+    /* A replay of an execution recorded in another instance's log: only
+     * that log's key may sign its heads, so note stays NULL and the caller
+     * fetches the signed note (store_find_checkpoint). */
+    char foreign_log[256];
 
     /* Writer thread, inside the transaction, when the nonce was taken or
      * the approval used: must update receipt/head/status/replay_of. */

@@ -17,6 +17,8 @@
  *        checkpoint, checkpoint_size)
  *   receipts(log_id, seq, exec_id, body; PK (log_id, seq))
  *   tlog_nodes(log_id, level, idx, hash; PK (log_id, level, idx))
+ *   checkpoints(log_id, size, note; PK (log_id, size)): every signed head,
+ *              saved in the transaction of the entries it covers
  */
 #ifndef OE_STORE_BACKEND_H
 #define OE_STORE_BACKEND_H
@@ -84,6 +86,7 @@ typedef struct store_backend_ops {
     int (*get_node)(void *rd, int64_t log_id, unsigned level, uint64_t index, uint8_t out[32]);
     int (*find_receipt)(void *rd, const char *exec_id, int64_t *log_id, uint64_t *seq,
                         oe_buf *receipt);
+    int (*find_checkpoint)(void *rd, const char *origin, uint64_t size, oe_buf *note);
     int (*export_receipts)(void *rd, int64_t log_id, uint64_t from, uint64_t limit, oe_buf *out);
     int (*list_unknown)(void *rd, void (*fn)(const store_pending *p, void *ctx), void *ctx);
 } store_backend_ops;

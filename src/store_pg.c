@@ -175,6 +175,17 @@ static const char *const MIGRATIONS[] = {
     ");"
     "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);"
     "INSERT INTO meta(key, value) VALUES ('application', 'openexec');",
+    /* 1 -> 2: every signed head, so any instance answers a replay of
+     * another's entry with that log's own note (only the latest head was
+     * kept before: it is carried over). */
+    "CREATE TABLE checkpoints ("
+    "  log_id bigint NOT NULL,"
+    "  size bigint NOT NULL,"
+    "  note text NOT NULL,"
+    "  PRIMARY KEY (log_id, size)"
+    ");"
+    "INSERT INTO checkpoints(log_id, size, note)"
+    " SELECT log_id, checkpoint_size, checkpoint FROM logs WHERE checkpoint IS NOT NULL;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -269,7 +280,9 @@ static const pg_statement ST_LOG_SIZE = {
     {OID_INT8}};
 static const pg_statement ST_SAVE_CHECKPOINT = {
     "oe_save_checkpoint",
-    "UPDATE logs SET checkpoint = $2, checkpoint_size = $3 WHERE log_id = $1",
+    "WITH kept AS (INSERT INTO checkpoints(log_id, size, note) VALUES ($1, $3, $2)"
+    " ON CONFLICT DO NOTHING)"
+    " UPDATE logs SET checkpoint = $2, checkpoint_size = $3 WHERE log_id = $1",
     3,
     {OID_INT8, OID_TEXT, OID_INT8}};
 static const pg_statement ST_PROBE = {"oe_probe",
@@ -296,6 +309,12 @@ static const pg_statement ST_LIST_UNKNOWN = {
     " ORDER BY created_us",
     0,
     {0}};
+static const pg_statement ST_FIND_CHECKPOINT = {
+    "oe_find_checkpoint",
+    "SELECT c.note FROM checkpoints c JOIN logs l ON l.log_id = c.log_id"
+    " WHERE l.origin = $1 AND c.size = $2",
+    2,
+    {OID_TEXT, OID_INT8}};
 static const pg_statement ST_EXPORT = {
     "oe_export",
     "SELECT body FROM receipts WHERE log_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
@@ -313,7 +332,7 @@ static const pg_statement *const WRITER_STATEMENTS[] = {&ST_FIND_EXECUTION,   &S
                                                         &ST_XID_STATUS,       NULL};
 static const pg_statement *const READER_STATEMENTS[] = {
     &ST_FIND_EXECUTION, &ST_GET_NODE, &ST_FIND_LOG, &ST_FIND_RECEIPT,
-    &ST_LIST_UNKNOWN,   &ST_EXPORT,   NULL};
+    &ST_LIST_UNKNOWN,   &ST_EXPORT,   &ST_FIND_CHECKPOINT, NULL};
 
 /* One connection and its reconnect state. */
 typedef struct pg_link {
@@ -1887,6 +1906,27 @@ static int reader_find_receipt(void *p, const char *exec_id, int64_t *log_id, ui
     return rc;
 }
 
+static int reader_find_checkpoint(void *p, const char *origin, uint64_t size, oe_buf *note)
+{
+    pg_link *l = &((pg_reader *)p)->link;
+    pg_params q = {0};
+    PGresult *res;
+    int rc;
+
+    p_text(&q, origin);
+    p_int8(&q, (int64_t)size);
+    if ((res = query_outside(l, &ST_FIND_CHECKPOINT, &q)) == NULL)
+        return STORE_ERROR;
+    if (PQntuples(res) == 0) {
+        rc = STORE_NOT_FOUND;
+    } else {
+        oe_buf_append(note, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+        rc = note->failed ? STORE_ERROR : STORE_OK;
+    }
+    PQclear(res);
+    return rc;
+}
+
 static int reader_export(void *p, int64_t log_id, uint64_t from, uint64_t limit, oe_buf *out)
 {
     pg_link *l = &((pg_reader *)p)->link;
@@ -1962,6 +2002,7 @@ const store_backend_ops store_pg_ops = {
     .find_log = reader_find_log,
     .get_node = reader_get_node,
     .find_receipt = reader_find_receipt,
+    .find_checkpoint = reader_find_checkpoint,
     .export_receipts = reader_export,
     .list_unknown = reader_list_unknown,
     .retryable = writer_retryable,

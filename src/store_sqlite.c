@@ -80,6 +80,15 @@ static const char *const MIGRATIONS[] = {
     ") WITHOUT ROWID;"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "INSERT INTO meta(key, value) VALUES ('application', 'openexec');",
+    /* 1 -> 2: every signed head (see store_pg.c). */
+    "CREATE TABLE checkpoints ("
+    "  log_id INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  note TEXT NOT NULL,"
+    "  PRIMARY KEY (log_id, size)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO checkpoints(log_id, size, note)"
+    " SELECT log_id, checkpoint_size, checkpoint FROM logs WHERE checkpoint IS NOT NULL;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -179,11 +188,21 @@ enum {
     W_RELEASE_LEASE,
     W_LOG_SIZE,
     W_SAVE_CHECKPOINT,
+    W_KEEP_CHECKPOINT,
     W_PROBE,
     W_MARK_UNKNOWN,
     W_COUNT
 };
-enum { R_FIND_EXECUTION, R_GET_NODE, R_FIND_LOG, R_FIND_RECEIPT, R_EXPORT, R_UNKNOWN, R_COUNT };
+enum {
+    R_FIND_EXECUTION,
+    R_GET_NODE,
+    R_FIND_LOG,
+    R_FIND_RECEIPT,
+    R_EXPORT,
+    R_UNKNOWN,
+    R_FIND_CHECKPOINT,
+    R_COUNT
+};
 
 #define SQL_FIND_EXECUTION                                                                         \
     "SELECT exec_id, action_hash, approval_id, state, status, response, tree_size, tree_root,"     \
@@ -223,6 +242,7 @@ static const char *const WRITER_SQL[W_COUNT] = {
         "UPDATE logs SET lease_expires_us = 0 WHERE log_id = ?1 AND lease_holder = ?2",
     [W_LOG_SIZE] = "SELECT COALESCE(MAX(seq) + 1, 0) FROM receipts WHERE log_id = ?1",
     [W_SAVE_CHECKPOINT] = "UPDATE logs SET checkpoint = ?2, checkpoint_size = ?3 WHERE log_id = ?1",
+    [W_KEEP_CHECKPOINT] = "INSERT OR IGNORE INTO checkpoints(log_id, size, note) VALUES (?1, ?3, ?2)",
     [W_PROBE] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', ?1)",
     [W_MARK_UNKNOWN] = "UPDATE executions SET state = 2 WHERE state = 0 AND claimed_by = ?1",
 };
@@ -236,6 +256,8 @@ static const char *const READER_SQL[R_COUNT] = {
     [R_EXPORT] = "SELECT body FROM receipts WHERE log_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
     [R_UNKNOWN] = "SELECT nonce, exec_id, action, claimed_by, created_us FROM executions"
                   " WHERE state = 2 ORDER BY created_us",
+    [R_FIND_CHECKPOINT] = "SELECT c.note FROM checkpoints c JOIN logs l ON l.log_id = c.log_id"
+                          " WHERE l.origin = ?1 AND c.size = ?2",
 };
 
 typedef struct sqlite_conn {
@@ -614,12 +636,20 @@ static int writer_release_lease(void *p, int64_t log_id, const char *holder)
 static int writer_save_checkpoint(void *p, int64_t log_id, uint64_t size, const char *note,
                                   size_t len)
 {
-    sqlite3_stmt *st = ((sqlite_conn *)p)->st[W_SAVE_CHECKPOINT];
+    sqlite_conn *w = p;
+    int i;
 
-    sqlite3_bind_int64(st, 1, log_id);
-    sqlite3_bind_text(st, 2, note, (int)len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
-    return step_done(st);
+    /* The latest head on the log's row, and every head in checkpoints, so
+     * other instances can answer replays of this log byte for byte. */
+    for (i = 0; i < 2; i++) {
+        sqlite3_stmt *st = w->st[i == 0 ? W_SAVE_CHECKPOINT : W_KEEP_CHECKPOINT];
+        sqlite3_bind_int64(st, 1, log_id);
+        sqlite3_bind_text(st, 2, note, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
+        if (step_done(st) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 static int writer_probe(void *p)
@@ -743,6 +773,20 @@ static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void
     return rc == SQLITE_DONE ? n : -1;
 }
 
+static int reader_find_checkpoint(void *p, const char *origin, uint64_t size, oe_buf *note)
+{
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_FIND_CHECKPOINT];
+    int rc;
+
+    sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+    if ((rc = step_row(st)) != STORE_OK)
+        return rc;
+    oe_buf_append(note, sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    done_row(st);
+    return note->failed ? STORE_ERROR : STORE_OK;
+}
+
 const store_backend_ops store_sqlite_ops = {
     .open_writer = open_writer,
     .close_writer = close_conn,
@@ -766,6 +810,7 @@ const store_backend_ops store_sqlite_ops = {
     .find_log = reader_find_log,
     .get_node = reader_get_node,
     .find_receipt = reader_find_receipt,
+    .find_checkpoint = reader_find_checkpoint,
     .export_receipts = reader_export,
     .list_unknown = reader_list_unknown,
 };

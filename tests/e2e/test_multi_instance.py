@@ -181,15 +181,11 @@ class SameNonceTests(MultiInstanceTests):
         for s in self.servers:
             self.assertTrue(wait_until(lambda: s.get("/health").status == 200), s.log())
 
-    @unittest.expectedFailure
     def test_replay_at_another_instance_is_byte_identical(self):
         # SPEC 3.2: a replay is byte-identical to the first answer, whichever
-        # instance serves it.  Today the answering instance finishes the
-        # stored prefix with a checkpoint note signed by *its own* key and
-        # origin for the *other* log's tree head (store.c attach_note /
-        # store_checkpoint_note), which differs from the original and is a
-        # checkpoint the answering log never had.  Reported to the owner of
-        # store.c; remove expectedFailure when fixed.
+        # instance serves it: the others end it with the first instance's
+        # own signed checkpoint (stored with the entries it covers), never
+        # one signed with their key for a head their log never had.
         nonce = "byte-" + os.urandom(4).hex()
         first = self.servers[0].execute("echo", {"b": 1}, nonce=nonce)
         self.assertEqual(first.status, 200)
@@ -291,7 +287,7 @@ class StartTogetherTests(unittest.TestCase):
         for s in self.servers:
             self.assertEqual(s.execute("echo", {}).status, 200)
         self.assertEqual(harness.psql(self.db, "SELECT value FROM meta WHERE key ="
-                                      " 'schema_version'").strip(), "1")
+                                      " 'schema_version'").strip(), "2")
         logs = [s.log() for s in self.servers]
         self.assertEqual(sum("upgraded from version 0" in l for l in logs), 1, logs)
 

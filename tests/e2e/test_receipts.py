@@ -1602,6 +1602,13 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
                 self.assertEqual(p.status, 200, p)
                 ov.verify_consistency_proof(pub_b, rb[0].json()["signed_receipt"]["checkpoint"],
                                             checkpoint(b), p.json())
+            with self.subTest("a replay at the other log's instance: the same bytes"):
+                nonce = "2nd-log-" + uuid.uuid4().hex
+                first = b.execute("echo", {"who": "b"}, nonce=nonce)
+                again = a.execute("echo", {"who": "b"}, nonce=nonce)
+                self.assertEqual(again.headers.get("idempotent-replayed"), "true", again)
+                self.assertEqual(again.body, first.body)
+                ov.verify_signed_receipt(pub_b, again.json()["signed_receipt"])
             # Each log's key is recorded with it: A verifies B's receipts.
             for r in rb:
                 v = a.post("/receipts/verify", {"signed_receipt": r.json()["signed_receipt"]})
@@ -1616,6 +1623,48 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
         finally:
             a.kill()
             b.kill()
+
+    def test_replay_from_a_log_of_an_older_schema_after_the_origin_changed(self):
+        # An execution recorded under origin A, in a database of schema 1
+        # (which kept only each log's latest head), replayed after the
+        # instance restarted as origin B: B must answer with A's own note,
+        # which the upgrade to schema 2 carried over, not sign A's head.
+        d = self.workdir()
+        nonce = "old-schema-" + uuid.uuid4().hex
+        with Server(workdir=d, env={"OPENEXEC_LOG_ORIGIN": "example.com/log-a"}) as srv:
+            srv.execute("echo", {"warm": 1})
+            first = srv.execute("echo", {"v": 1}, nonce=nonce)
+            self.assertEqual(first.status, 200, first)
+            self.assertEqual(srv.stop(), 0)
+        downgrade_to_schema_1(d)
+        with Server(workdir=d, env={"OPENEXEC_LOG_ORIGIN": "example.com/log-b"}) as srv:
+            pub, info = server_key(srv)
+            self.assertEqual(info["origin"], "example.com/log-b")
+            again = srv.execute("echo", {"v": 1}, nonce=nonce)
+            self.assertEqual(again.status, 200, again)
+            self.assertEqual(again.headers.get("idempotent-replayed"), "true")
+            self.assertEqual(again.body, first.body)
+            signed = again.json()["signed_receipt"]
+            self.assertEqual(signed["receipt"]["log"], "example.com/log-a")
+            ov.verify_signed_receipt(pub, signed)  # one key, two origins
+            # The replay itself is an entry of B's log, whose head is B's.
+            cp = ov.parse_checkpoint(checkpoint(srv), pub)
+            self.assertEqual((cp.origin, cp.size), ("example.com/log-b", 1))
+            self.assertIn(b'"outcome":"replayed"', export_all(srv))
+
+
+def downgrade_to_schema_1(directory):
+    """Turns the stopped server's database of directory back into schema 1:
+    no checkpoints table (the logs' latest heads stay on their rows)."""
+    url = harness.default_db_url(directory)
+    if url.startswith("sqlite:///"):
+        import sqlite3
+        db = sqlite3.connect(url[len("sqlite:///"):])
+        db.executescript("DROP TABLE checkpoints; PRAGMA user_version = 1;")
+        db.close()
+    else:
+        harness.psql(url, "DROP TABLE checkpoints;"
+                     " UPDATE meta SET value = '1' WHERE key = 'schema_version'")
 
 
 # --------------------------------------------------------------------------
