@@ -269,3 +269,21 @@ def run_cli(args, env=None, cwd=None, timeout=30, input=None):
 
 def main():
     unittest.main(verbosity=2)
+
+
+def fill_disk(path):
+    """Writes zeros to path until its file system is full.  Unbuffered:
+    a buffered file would raise ENOSPC again when it is closed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        chunk = b"\0" * 65536
+        while True:
+            try:
+                if os.write(fd, chunk) == 0:
+                    break
+            except OSError:
+                if len(chunk) == 1:
+                    break
+                chunk = chunk[:len(chunk) // 2]  # fill the last partial block too
+    finally:
+        os.close(fd)

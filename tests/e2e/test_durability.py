@@ -79,13 +79,7 @@ class DiskFullTests(unittest.TestCase):
                 first = srv.execute("echo", {"x": 1}, nonce="before-full")
                 self.assertEqual(first.status, 200)
                 filler = os.path.join(d, "filler")
-                with open(filler, "wb") as f:
-                    try:
-                        while True:
-                            f.write(b"\0" * 65536)
-                            f.flush()
-                    except OSError:
-                        pass
+                harness.fill_disk(filler)
                 # Keep writing until the store refuses; every answer is
                 # either a durable 200 or a 503 store_unavailable.
                 answered, refused = [], None

@@ -569,13 +569,7 @@ class OpenAPITests(unittest.TestCase):
             self.skipTest("cannot mount a tmpfs here (needs root)")
         try:
             with harness.Server(workdir=d, threads=1) as srv:
-                with open(os.path.join(d, "filler"), "wb") as f:
-                    try:
-                        while True:
-                            f.write(b"\0" * 65536)
-                            f.flush()
-                    except OSError:
-                        pass
+                harness.fill_disk(os.path.join(d, "filler"))
                 status = None
                 for i in range(400):
                     r = srv.execute("echo", {"blob": "z" * 8000}, nonce="full-%d" % i)
