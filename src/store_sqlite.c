@@ -80,7 +80,31 @@ static const char *const MIGRATIONS[] = {
     ") WITHOUT ROWID;"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "INSERT INTO meta(key, value) VALUES ('application', 'openexec');",
-    /* 1 -> 2: every signed head (see store_pg.c). */
+    /* 1 -> 2: every signed head (see store_pg.c); and executions without
+     * the unique index on exec_id (see store_pg.c), which SQLite can only
+     * drop by copying the table. */
+    "CREATE TABLE executions_v2 ("
+    "  nonce BLOB PRIMARY KEY,"
+    "  exec_id TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  action_hash TEXT NOT NULL,"
+    "  approval_id TEXT,"
+    "  state INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  response BLOB NOT NULL,"
+    "  tree_size INTEGER NOT NULL,"
+    "  tree_root BLOB,"
+    "  result_sha256 TEXT,"
+    "  error TEXT,"
+    "  claimed_by TEXT NOT NULL,"
+    "  created_us INTEGER NOT NULL"
+    ");"
+    "INSERT INTO executions_v2 SELECT nonce, exec_id, action, action_hash, approval_id, state,"
+    " status, response, tree_size, tree_root, result_sha256, error, claimed_by, created_us"
+    " FROM executions;"
+    "DROP TABLE executions;"
+    "ALTER TABLE executions_v2 RENAME TO executions;"
+    "CREATE INDEX executions_by_state ON executions(state) WHERE state <> 1;"
     "CREATE TABLE checkpoints ("
     "  log_id INTEGER NOT NULL,"
     "  size INTEGER NOT NULL,"

@@ -1655,7 +1655,8 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
 
 def downgrade_to_schema_1(directory):
     """Turns the stopped server's database of directory back into schema 1:
-    no checkpoints table (the logs' latest heads stay on their rows)."""
+    no checkpoints table (the logs' latest heads stay on their rows), and
+    on PostgreSQL the unique constraint on executions.exec_id back."""
     url = harness.default_db_url(directory)
     if url.startswith("sqlite:///"):
         import sqlite3
@@ -1664,6 +1665,8 @@ def downgrade_to_schema_1(directory):
         db.close()
     else:
         harness.psql(url, "DROP TABLE checkpoints;"
+                     " ALTER TABLE executions ADD CONSTRAINT executions_exec_id_key"
+                     " UNIQUE (exec_id);"
                      " UPDATE meta SET value = '1' WHERE key = 'schema_version'")
 
 
