@@ -29,23 +29,29 @@
 
 #define BUSY_TIMEOUT_MS 5000
 
+/* The columns of executions after nonce and exec_id, the same in schemas 1
+ * and 2 (2 only drops exec_id's unique index).  Frozen, like every
+ * migration: a change to the table is a new migration. */
+#define EXECUTION_COLUMNS                                                                          \
+    "  action TEXT NOT NULL,"                                                                      \
+    "  action_hash TEXT NOT NULL,"                                                                 \
+    "  approval_id TEXT,"                                                                          \
+    "  state INTEGER NOT NULL,"                                                                    \
+    "  status INTEGER NOT NULL,"                                                                   \
+    "  response BLOB NOT NULL,"                                                                    \
+    "  tree_size INTEGER NOT NULL,"                                                                \
+    "  tree_root BLOB,"                                                                            \
+    "  result_sha256 TEXT,"                                                                        \
+    "  error TEXT,"                                                                                \
+    "  claimed_by TEXT NOT NULL,"                                                                  \
+    "  created_us INTEGER NOT NULL"
+
 static const char *const MIGRATIONS[] = {
     /* 0 -> 1: nonces, executions, single-use approvals, the receipt logs. */
     "CREATE TABLE executions ("
     "  nonce BLOB PRIMARY KEY,"
     "  exec_id TEXT NOT NULL UNIQUE,"
-    "  action TEXT NOT NULL,"
-    "  action_hash TEXT NOT NULL,"
-    "  approval_id TEXT,"
-    "  state INTEGER NOT NULL,"
-    "  status INTEGER NOT NULL,"
-    "  response BLOB NOT NULL,"
-    "  tree_size INTEGER NOT NULL,"
-    "  tree_root BLOB,"
-    "  result_sha256 TEXT,"
-    "  error TEXT,"
-    "  claimed_by TEXT NOT NULL,"
-    "  created_us INTEGER NOT NULL"
+    EXECUTION_COLUMNS
     ");"
     "CREATE INDEX executions_by_state ON executions(state) WHERE state <> 1;"
     "CREATE TABLE approvals_used ("
@@ -86,18 +92,7 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE executions_v2 ("
     "  nonce BLOB PRIMARY KEY,"
     "  exec_id TEXT NOT NULL,"
-    "  action TEXT NOT NULL,"
-    "  action_hash TEXT NOT NULL,"
-    "  approval_id TEXT,"
-    "  state INTEGER NOT NULL,"
-    "  status INTEGER NOT NULL,"
-    "  response BLOB NOT NULL,"
-    "  tree_size INTEGER NOT NULL,"
-    "  tree_root BLOB,"
-    "  result_sha256 TEXT,"
-    "  error TEXT,"
-    "  claimed_by TEXT NOT NULL,"
-    "  created_us INTEGER NOT NULL"
+    EXECUTION_COLUMNS
     ");"
     "INSERT INTO executions_v2 SELECT nonce, exec_id, action, action_hash, approval_id, state,"
     " status, response, tree_size, tree_root, result_sha256, error, claimed_by, created_us"
