@@ -265,13 +265,36 @@ static int load_allow_list(oe_config *cfg, char *why, size_t why_len)
     return 0;
 }
 
-static int load_receipts(oe_config *cfg)
+/* The origin names the log in every checkpoint (C2SP tlog-checkpoint: its
+ * first line, and the signed-note key name, which allows no spaces and no
+ * '+') and in every receipt; nothing that JSON would have to escape, so a
+ * stored answer names its log plainly (store.c reads it back). */
+static int valid_origin(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 255)
+        return 0;
+    for (; *s != '\0'; s++)
+        if (*s < 0x21 || *s > 0x7e || *s == '+' || *s == '"' || *s == '\\')
+            return 0;
+    return 1;
+}
+
+static int load_receipts(oe_config *cfg, char *why, size_t why_len)
 {
     const char *key = env_value("OPENEXEC_RECEIPT_KEY");
+    const char *origin = env_value("OPENEXEC_LOG_ORIGIN");
     size_t n;
 
+    if (origin != NULL && !valid_origin(origin)) {
+        fail(why, why_len,
+             "OPENEXEC_LOG_ORIGIN must be 1-255 printable ASCII characters without spaces, "
+             "'+', '\"' or '\\' (e.g. example.com/openexec/prod-1)");
+        return -1;
+    }
     cfg->actions_file = dup_or_null(env_value("OPENEXEC_ACTIONS_FILE"));
-    cfg->log_origin = dup_or_null(env_value("OPENEXEC_LOG_ORIGIN"));
+    cfg->log_origin = dup_or_null(origin);
     if (key != NULL) {
         cfg->receipt_key_path = strdup(key);
     } else if (cfg->db_kind == OE_DB_SQLITE) {
@@ -294,7 +317,7 @@ int config_load(oe_config *cfg, const char *host_flag, const char *port_flag, ch
     if (load_mode(cfg, why, why_len) != 0 ||
         load_listen(cfg, host_flag, port_flag, why, why_len) != 0 ||
         load_db(cfg, why, why_len) != 0 || load_allow_list(cfg, why, why_len) != 0 ||
-        load_receipts(cfg) != 0)
+        load_receipts(cfg, why, why_len) != 0)
         goto fail;
     load_clawshield(cfg, warn, warn_len);
     return 0;

@@ -74,6 +74,13 @@ class ConfigErrorTests(unittest.TestCase):
     def test_bad_threads(self):
         self.check_fails({"OPENEXEC_THREADS": "0"}, "OPENEXEC_THREADS")
 
+    def test_bad_log_origin(self):
+        # It names the log in checkpoints (no spaces, no '+': signed-note
+        # key names) and in receipts (nothing JSON would escape).
+        for bad in ["has space", "a+b", 'quo"te', "back\\slash", "caf\u00e9", "x" * 256]:
+            with self.subTest(origin=bad):
+                self.check_fails({"OPENEXEC_LOG_ORIGIN": bad}, "OPENEXEC_LOG_ORIGIN")
+
     def test_check_config_ok(self):
         with tempfile.TemporaryDirectory() as tmp:
             r = harness.run_cli(["check-config"], cwd=tmp)
