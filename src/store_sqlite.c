@@ -24,6 +24,7 @@
 
 #include <sqlite3.h>
 
+#include "log.h"
 #include "store_backend.h"
 #include "util.h"
 
@@ -171,6 +172,11 @@ static int migrate(sqlite3 *db, int from, char *why, size_t why_len)
 
     if (from == SCHEMA_VERSION)
         return 0;
+    /* An upgrade may copy a table (1 -> 2 copies executions: about half a
+     * minute per million on a small VM); say why the server is not ready. */
+    if (from > 0)
+        oe_log("info", "store: upgrading the database schema from version %d to %d", from,
+               SCHEMA_VERSION);
     if (exec_sql(db, "BEGIN IMMEDIATE", why, why_len) != 0)
         return -1;
     for (v = from; v < SCHEMA_VERSION; v++)
@@ -179,6 +185,9 @@ static int migrate(sqlite3 *db, int from, char *why, size_t why_len)
     snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
     if (exec_sql(db, sql, why, why_len) != 0 || exec_sql(db, "COMMIT", why, why_len) != 0)
         goto fail;
+    if (from > 0)
+        oe_log("info", "store: database schema upgraded from version %d to %d", from,
+               SCHEMA_VERSION);
     return 0;
 fail:
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);

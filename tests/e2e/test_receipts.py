@@ -1638,6 +1638,7 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
             self.assertEqual(srv.stop(), 0)
         downgrade_to_schema_1(d)
         with Server(workdir=d, env={"OPENEXEC_LOG_ORIGIN": "example.com/log-b"}) as srv:
+            self.assertIn("upgraded from version 1 to 2", srv.log())
             pub, info = server_key(srv)
             self.assertEqual(info["origin"], "example.com/log-b")
             again = srv.execute("echo", {"v": 1}, nonce=nonce)
