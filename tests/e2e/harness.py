@@ -13,6 +13,7 @@ time (and reusing nonces like "echo-1") never see each other's rows, and a
 server restarted in the same directory finds its data again.
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -277,6 +278,24 @@ def run_cli(args, env=None, cwd=None, timeout=30, input=None):
 
 def main():
     unittest.main(verbosity=2)
+
+
+@contextlib.contextmanager
+def small_tmpfs(test, size="4m", prefix="oe-tmpfs-"):
+    """A fresh directory on a tmpfs of `size`, unmounted and removed on the
+    way out: a disk that fills up for real.  Skips the test where mounting
+    is not allowed (it needs root)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", d],
+                       capture_output=True)
+    if r.returncode != 0:
+        os.rmdir(d)
+        test.skipTest("cannot mount a tmpfs here (needs root)")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", d])
+        os.rmdir(d)
 
 
 def fill_disk(path):

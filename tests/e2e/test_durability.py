@@ -61,20 +61,10 @@ class KillDuringBurstTests(unittest.TestCase):
                                     len(answered))
 
 
-def mount_tmpfs(path, size):
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path],
-                       capture_output=True)
-    return r.returncode == 0
-
-
 @unittest.skipIf(os.environ.get("OE_TEST_PG_URL"), "SQLite file faults")
 class DiskFullTests(unittest.TestCase):
     def test_disk_full_fails_closed_and_recovers(self):
-        d = tempfile.mkdtemp(prefix="oe-full-")
-        if not mount_tmpfs(d, "4m"):
-            os.rmdir(d)
-            self.skipTest("cannot mount a tmpfs here (needs root)")
-        try:
+        with harness.small_tmpfs(self, "4m", prefix="oe-full-") as d:
             with harness.Server(workdir=d, threads=2) as srv:
                 first = srv.execute("echo", {"x": 1}, nonce="before-full")
                 self.assertEqual(first.status, 200)
@@ -113,9 +103,6 @@ class DiskFullTests(unittest.TestCase):
                 self.assertEqual(srv.execute("echo", {"x": 1}, nonce="before-full").body, first.body)
                 for nonce, payload, body in answered:
                     self.assertEqual(srv.execute("echo", payload, nonce=nonce).body, body)
-        finally:
-            subprocess.run(["umount", d])
-            os.rmdir(d)
 
 
 @unittest.skipIf(os.environ.get("OE_TEST_PG_URL"), "SQLite file faults")

@@ -29,7 +29,6 @@ import os
 import posixpath
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import unittest
@@ -214,12 +213,6 @@ def wait_for_file(path, timeout=30):
         if time.monotonic() > deadline:
             raise AssertionError("%s never appeared" % path)
         time.sleep(0.02)
-
-
-def mount_tmpfs(path, size):
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path],
-                       capture_output=True)
-    return r.returncode == 0
 
 
 class OpenAPITests(unittest.TestCase):
@@ -563,11 +556,7 @@ class OpenAPITests(unittest.TestCase):
 
     @unittest.skipIf(os.environ.get("OE_TEST_PG_URL"), "SQLite file faults")
     def test_store_unavailable_answers(self):
-        d = tempfile.mkdtemp(prefix="oe-oa-full-")
-        if not mount_tmpfs(d, "4m"):
-            os.rmdir(d)
-            self.skipTest("cannot mount a tmpfs here (needs root)")
-        try:
+        with harness.small_tmpfs(self, "4m", prefix="oe-oa-full-") as d:
             with harness.Server(workdir=d, threads=1) as srv:
                 harness.fill_disk(os.path.join(d, "filler"))
                 status = None
@@ -584,9 +573,6 @@ class OpenAPITests(unittest.TestCase):
                 for path in ["/receipts/key", "/checkpoint", "/receipts", "/metrics", "/"]:
                     self.call(srv, "GET", path)
                 os.unlink(os.path.join(d, "filler"))
-        finally:
-            subprocess.run(["umount", d])
-            os.rmdir(d)
 
     def test_operator_action_answers(self):
         """502 action_failed, 409 request_in_progress and 409 outcome_unknown,
