@@ -280,6 +280,46 @@ def main():
     unittest.main(verbosity=2)
 
 
+class Burst:
+    """`clients` threads, each sending echo executions with fresh nonces
+    (burst-K-I) to srv until stop(); for crash tests.  answers maps each
+    nonce that got an HTTP answer to (payload, Response); a request that got
+    none (the server or its database went away) is simply not there."""
+
+    def __init__(self, srv, clients, timeout):
+        self.answers = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client, args=(srv, k, timeout))
+                         for k in range(clients)]
+        for t in self._threads:
+            t.start()
+
+    def _client(self, srv, k, timeout):
+        i = 0
+        while not self._stop.is_set():
+            nonce = "burst-%d-%d" % (k, i)
+            payload = {"k": k, "i": i}
+            i += 1
+            try:
+                r = srv.execute("echo", payload, nonce=nonce, timeout=timeout)
+            except (OSError, http.client.HTTPException):
+                continue
+            with self._lock:
+                self.answers[nonce] = (payload, r)
+
+    def stop(self, join_timeout):
+        self._stop.set()
+        for t in self._threads:
+            t.join(join_timeout)
+        return self.answers
+
+    def answered(self, status=200):
+        """The nonces answered with status: {nonce: (payload, Response)}."""
+        with self._lock:
+            return {n: (p, r) for n, (p, r) in self.answers.items() if r.status == status}
+
+
 @contextlib.contextmanager
 def small_tmpfs(test, size="4m", prefix="oe-tmpfs-"):
     """A fresh directory on a tmpfs of `size`, unmounted and removed on the

@@ -2,11 +2,9 @@
 kill -9 during a burst, a full disk (a small tmpfs), a corrupt database."""
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
@@ -17,39 +15,19 @@ class KillDuringBurstTests(unittest.TestCase):
     def test_kill9_during_burst_every_answered_nonce_survives(self):
         with tempfile.TemporaryDirectory() as d:
             srv = harness.Server(workdir=d).start()
-            answered = {}
-            lock = threading.Lock()
-            stop = threading.Event()
-
-            def client(k):
-                i = 0
-                while not stop.is_set():
-                    nonce = "burst-%d-%d" % (k, i)
-                    i += 1
-                    try:
-                        r = srv.execute("echo", {"k": k, "i": i}, nonce=nonce, timeout=5)
-                    except Exception:
-                        return
-                    if r.status == 200:
-                        with lock:
-                            answered[nonce] = ({"k": k, "i": i}, r.body)
-
-            threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
-            for t in threads:
-                t.start()
+            burst = harness.Burst(srv, clients=16, timeout=5)
             time.sleep(1.5)
             srv.proc.kill()  # SIGKILL, mid-burst
             srv.proc.wait()
-            stop.set()
-            for t in threads:
-                t.join(10)
+            burst.stop(10)
+            answered = burst.answered(200)
             self.assertGreater(len(answered), 50, "the burst did run")
 
             with harness.Server(workdir=d) as again:
-                for nonce, (payload, body) in sorted(answered.items()):
+                for nonce, (payload, first) in sorted(answered.items()):
                     r = again.execute("echo", payload, nonce=nonce)
                     self.assertEqual(r.status, 200, nonce)
-                    self.assertEqual(r.body, body, nonce)
+                    self.assertEqual(r.body, first.body, nonce)
                     self.assertEqual(r.headers.get("idempotent-replayed"), "true")
             if not os.environ.get("OE_TEST_PG_URL"):
                 db = sqlite3.connect(os.path.join(d, "openexec.db"))

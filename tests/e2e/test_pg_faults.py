@@ -146,35 +146,14 @@ class PgFaultTests(unittest.TestCase):
 
     def test_crash_mid_burst_every_200_is_durable(self):
         srv = self.server()
-        answers = {}
-        lock = threading.Lock()
-        stop = threading.Event()
-
-        def client(k):
-            i = 0
-            while not stop.is_set():
-                nonce = "burst-%d-%d" % (k, i)
-                payload = {"k": k, "i": i}
-                i += 1
-                try:
-                    r = srv.execute("echo", payload, nonce=nonce, timeout=20)
-                except OSError:
-                    continue
-                with lock:
-                    answers[nonce] = (payload, r)
-
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
-        for t in threads:
-            t.start()
+        burst = harness.Burst(srv, clients=8, timeout=20)
         time.sleep(1.0)
         # A crash, not a polite shutdown: committed work must survive by WAL.
         self.cluster("crash")
         time.sleep(1.5)
-        stop.set()
-        for t in threads:
-            t.join(30)
+        answers = burst.stop(30)
         self.cluster("up")
-        ok = {n: (p, r) for n, (p, r) in answers.items() if r.status == 200}
+        ok = burst.answered(200)
         self.assertGreater(len(ok), 20, "the burst ran")
         refused = [r for _, r in answers.values() if r.status != 200]
         self.assertTrue(refused, "the crash was noticed")
