@@ -280,6 +280,27 @@ def main():
     unittest.main(verbosity=2)
 
 
+def fire_together(calls):
+    """Runs every callable at the same moment (a barrier), each on its own
+    thread; returns their results in order (an exception counts as one)."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = calls[i]()
+        except Exception as e:  # the assertion on results reports it
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
 class Burst:
     """`clients` threads, each sending echo executions with fresh nonces
     (burst-K-I) to srv until stop(); for crash tests.  answers maps each

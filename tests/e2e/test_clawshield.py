@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -144,18 +143,9 @@ class ClawshieldTests(unittest.TestCase):
 
     def test_single_use_under_concurrency(self):
         art = self.mint()
-        results = []
-        barrier = threading.Barrier(20)
-
-        def fire(i):
-            barrier.wait()
-            results.append(self.run_with(art, nonce="conc-%d-%s" % (i, art["approval_id"])))
-
-        threads = [threading.Thread(target=fire, args=(i,)) for i in range(20)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        results = harness.fire_together(
+            [(lambda i=i: self.run_with(art, nonce="conc-%d-%s" % (i, art["approval_id"])))
+             for i in range(20)])
         ok = [r for r in results if r.status == 200]
         used = [r for r in results if r.status == 403 and r.json()["error"] == "approval_already_used"]
         self.assertEqual((len(ok), len(used)), (1, 19))

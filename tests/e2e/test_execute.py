@@ -5,7 +5,6 @@ and exactly-once under concurrency."""
 import hashlib
 import json
 import os
-import threading
 import unittest
 
 import harness
@@ -160,38 +159,16 @@ class ExecuteTests(unittest.TestCase):
 
     def test_fifty_concurrent_requests_one_nonce_execute_once(self):
         nonce = "concurrent-" + os.urandom(4).hex()
-        bodies, statuses = [], []
-        barrier = threading.Barrier(50)
-
-        def fire():
-            barrier.wait()
-            r = self.srv.execute("echo", {"v": 42}, nonce=nonce)
-            statuses.append(r.status)
-            bodies.append(r.body)
-
-        threads = [threading.Thread(target=fire) for _ in range(50)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        self.assertEqual(statuses, [200] * 50)
-        self.assertEqual(len(set(bodies)), 1, "every answer is the one execution's")
+        results = harness.fire_together(
+            [lambda: self.srv.execute("echo", {"v": 42}, nonce=nonce)] * 50)
+        self.assertEqual([r.status for r in results], [200] * 50)
+        self.assertEqual(len({r.body for r in results}), 1, "every answer is the one execution's")
         self.assertEqual(self.db_count(nonce), 1)
 
     def test_concurrent_different_requests_one_nonce(self):
         nonce = "race-" + os.urandom(4).hex()
-        results = []
-        barrier = threading.Barrier(20)
-
-        def fire(i):
-            barrier.wait()
-            results.append(self.srv.execute("echo", {"v": i % 2}, nonce=nonce))
-
-        threads = [threading.Thread(target=fire, args=(i,)) for i in range(20)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        results = harness.fire_together(
+            [(lambda i=i: self.srv.execute("echo", {"v": i % 2}, nonce=nonce)) for i in range(20)])
         ok = [r for r in results if r.status == 200]
         reused = [r for r in results if r.status == 422]
         # The ten that asked what the winner asked get its answer; the other

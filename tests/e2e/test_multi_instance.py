@@ -17,7 +17,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -34,27 +33,6 @@ def stored_part(body):
     """An answer up to its checkpoint note: the bytes the store keeps for a
     replay (the note is added when the answer is sent)."""
     return body.split(b'"checkpoint":', 1)[0]
-
-
-def fire_together(calls):
-    """Runs every callable at the same moment (a barrier), each on its own
-    thread; returns their results in order (an exception counts as one)."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(i):
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except Exception as e:  # the assertion on results reports it
-            results[i] = e
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return results
 
 
 @unittest.skipUnless(PG, "needs PostgreSQL (OE_TEST_PG_URL)")
@@ -99,7 +77,7 @@ class SameNonceTests(MultiInstanceTests):
             payload = {"round": rnd}
             calls = [(lambda s=s: s.execute("echo", payload, nonce=nonce))
                      for s in self.servers for _ in range(self.THREADS_PER_INSTANCE)]
-            answers = fire_together(calls)
+            answers = harness.fire_together(calls)
             for r in answers:
                 self.assertIsInstance(r, harness.Response, (nonce, r))
                 self.assertEqual(r.status, 200, (nonce, r))
@@ -122,7 +100,7 @@ class SameNonceTests(MultiInstanceTests):
             nonce = "mixed-%d-%s" % (rnd, os.urandom(4).hex())
             calls = [(lambda s=s, i=i: (i, s.execute("echo", {"from": i}, nonce=nonce)))
                      for i, s in enumerate(self.servers) for _ in range(3)]
-            answers = fire_together(calls)
+            answers = harness.fire_together(calls)
             ok = [(i, r) for i, r in answers if r.status == 200]
             self.assertTrue(ok, nonce)
             winner = ok[0][1].json()["result"]["echo"]["from"]
@@ -168,7 +146,7 @@ class SameNonceTests(MultiInstanceTests):
                     order.reverse()
                 calls.append(lambda s=s, order=order: worker(s, order))
         seen = {}
-        for result in fire_together(calls):
+        for result in harness.fire_together(calls):
             self.assertIsInstance(result, list, result)
             for n, r in result:
                 self.assertEqual(r.status, 200, (n, r))
@@ -215,7 +193,7 @@ class ReceiptLogTests(MultiInstanceTests):
             calls = [(lambda s=s: s.execute("echo", {"r": rnd}, nonce=nonce))
                      for s in self.servers for _ in range(2)]
             calls.append(lambda: self.servers[rnd % INSTANCES].execute("nope", {}, nonce=nonce + "x"))
-            for r in fire_together(calls):
+            for r in harness.fire_together(calls):
                 self.assertIn(r.status, (200, 400), r)
             sent += len(calls)
         return sent
@@ -281,7 +259,7 @@ class StartTogetherTests(unittest.TestCase):
         # The migration runs under a lock: the first creates the tables, the
         # others wait and find them; nobody fails on "already exists".
         self.servers = [harness.Server(db_url=self.db, threads=1) for _ in range(4)]
-        results = fire_together([(lambda s=s: s.start()) for s in self.servers])
+        results = harness.fire_together([(lambda s=s: s.start()) for s in self.servers])
         for s, r in zip(self.servers, results):
             self.assertIs(r, s, s.log())
         for s in self.servers:
@@ -330,7 +308,7 @@ class SingleUseApprovalTests(MultiInstanceTests):
             calls = [(lambda s=s, k=k: s.execute("echo", {"pay": rnd}, artifact=art,
                                                  nonce="appr-%d-%d-%s" % (rnd, k, os.urandom(4).hex())))
                      for k, s in enumerate(pair)]
-            answers = fire_together(calls)
+            answers = harness.fire_together(calls)
             statuses = sorted(r.status for r in answers)
             self.assertEqual(statuses, [200, 403], answers)
             denied = [r for r in answers if r.status == 403][0]
@@ -345,7 +323,7 @@ class SingleUseApprovalTests(MultiInstanceTests):
         calls = [(lambda s=s, k=k: s.execute("echo", {"all": 1}, artifact=art,
                                              nonce="every-%d-%s" % (k, os.urandom(4).hex())))
                  for k, s in enumerate(self.servers * 4)]
-        answers = fire_together(calls)
+        answers = harness.fire_together(calls)
         self.assertEqual(sum(r.status == 200 for r in answers), 1, answers)
         for r in answers:
             if r.status != 200:
