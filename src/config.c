@@ -12,30 +12,18 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "util.h"
 
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 5000
 #define MAX_THREADS 64
 #define MAX_PEM_FILE (64 * 1024)
-
-static void fail(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fail(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
 
 /* getenv that treats "" as unset. */
 static const char *env_value(const char *name)
@@ -74,7 +62,7 @@ static int load_mode(oe_config *cfg, char *why, size_t why_len)
         cfg->mode = OE_MODE_CLAWSHIELD;
         return 0;
     }
-    fail(why, why_len, "OPENEXEC_MODE must be 'demo' or 'clawshield', got '%.64s'", mode);
+    oe_message(why, why_len, "OPENEXEC_MODE must be 'demo' or 'clawshield', got '%.64s'", mode);
     return -1;
 }
 
@@ -87,14 +75,14 @@ static int load_listen(oe_config *cfg, const char *host_flag, const char *port_f
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
     if (host != NULL && host[0] == '\0') {
-        fail(why, why_len, "--host must not be empty");
+        oe_message(why, why_len, "--host must not be empty");
         return -1;
     }
     cfg->host = strdup(host ? host : DEFAULT_HOST);
     cfg->port = DEFAULT_PORT;
     if (port != NULL && parse_int_range(port, 0, 65535, &cfg->port) != 0) {
-        fail(why, why_len, "%s must be a port number 0-65535, got '%.32s'",
-             port_flag ? "--port" : "OPENEXEC_PORT", port);
+        oe_message(why, why_len, "%s must be a port number 0-65535, got '%.32s'",
+                   port_flag ? "--port" : "OPENEXEC_PORT", port);
         return -1;
     }
     const char *access_log = env_value("OPENEXEC_ACCESS_LOG");
@@ -104,7 +92,8 @@ static int load_listen(oe_config *cfg, const char *host_flag, const char *port_f
     } else if (strcmp(access_log, "off") == 0) {
         cfg->access_log = 0;
     } else {
-        fail(why, why_len, "OPENEXEC_ACCESS_LOG must be 'on' or 'off', got '%.32s'", access_log);
+        oe_message(why, why_len, "OPENEXEC_ACCESS_LOG must be 'on' or 'off', got '%.32s'",
+                   access_log);
         return -1;
     }
     const char *workers = env_value("OPENEXEC_ACTION_WORKERS");
@@ -112,17 +101,18 @@ static int load_listen(oe_config *cfg, const char *host_flag, const char *port_f
 
     cfg->action_workers = 8;
     if (workers != NULL && parse_int_range(workers, 1, 256, &cfg->action_workers) != 0) {
-        fail(why, why_len, "OPENEXEC_ACTION_WORKERS must be 1-256, got '%.32s'", workers);
+        oe_message(why, why_len, "OPENEXEC_ACTION_WORKERS must be 1-256, got '%.32s'", workers);
         return -1;
     }
     cfg->action_queue = 8 * cfg->action_workers;
     if (queue != NULL && parse_int_range(queue, 1, 65536, &cfg->action_queue) != 0) {
-        fail(why, why_len, "OPENEXEC_ACTION_QUEUE must be 1-65536, got '%.32s'", queue);
+        oe_message(why, why_len, "OPENEXEC_ACTION_QUEUE must be 1-65536, got '%.32s'", queue);
         return -1;
     }
     cfg->threads = ncpu > 0 ? (int)(ncpu < MAX_THREADS ? ncpu : MAX_THREADS) : 1;
     if (threads != NULL && parse_int_range(threads, 1, MAX_THREADS, &cfg->threads) != 0) {
-        fail(why, why_len, "OPENEXEC_THREADS must be 1-%d, got '%.32s'", MAX_THREADS, threads);
+        oe_message(why, why_len, "OPENEXEC_THREADS must be 1-%d, got '%.32s'", MAX_THREADS,
+                   threads);
         return -1;
     }
     return cfg->host ? 0 : -1;
@@ -141,7 +131,7 @@ static int load_db(oe_config *cfg, char *why, size_t why_len)
          * after the third slash is the path as SQLAlchemy reads it. */
         path = cfg->db_url + 10;
         if (path[0] == '\0') {
-            fail(why, why_len, "OPENEXEC_DB_URL: sqlite URL has no file path");
+            oe_message(why, why_len, "OPENEXEC_DB_URL: sqlite URL has no file path");
             return -1;
         }
         cfg->db_kind = OE_DB_SQLITE;
@@ -154,8 +144,8 @@ static int load_db(oe_config *cfg, char *why, size_t why_len)
         return 0;
     }
     /* Do not echo the URL: it may carry a password. */
-    fail(why, why_len,
-         "OPENEXEC_DB_URL must start with sqlite:/// or postgresql:// (or postgres://)");
+    oe_message(why, why_len,
+               "OPENEXEC_DB_URL must start with sqlite:/// or postgresql:// (or postgres://)");
     return -1;
 }
 
@@ -245,8 +235,8 @@ static int load_allow_list(oe_config *cfg, char *why, size_t why_len)
             end--;
         if (end > start) {
             if (n == CONFIG_MAX_ALLOWED) {
-                fail(why, why_len, "OPENEXEC_ALLOWED_ACTIONS lists more than %d actions",
-                     CONFIG_MAX_ALLOWED);
+                oe_message(why, why_len, "OPENEXEC_ALLOWED_ACTIONS lists more than %d actions",
+                           CONFIG_MAX_ALLOWED);
                 return -1;
             }
             cfg->allowed_actions[n] = strndup(start, (size_t)(end - start));
@@ -288,9 +278,9 @@ static int load_receipts(oe_config *cfg, char *why, size_t why_len)
     size_t n;
 
     if (origin != NULL && !valid_origin(origin)) {
-        fail(why, why_len,
-             "OPENEXEC_LOG_ORIGIN must be 1-255 printable ASCII characters without spaces, "
-             "'+', '\"' or '\\' (e.g. example.com/openexec/prod-1)");
+        oe_message(why, why_len,
+                   "OPENEXEC_LOG_ORIGIN must be 1-255 printable ASCII characters without spaces, "
+                   "'+', '\"' or '\\' (e.g. example.com/openexec/prod-1)");
         return -1;
     }
     cfg->actions_file = dup_or_null(env_value("OPENEXEC_ACTIONS_FILE"));
@@ -324,7 +314,7 @@ int config_load(oe_config *cfg, const char *host_flag, const char *port_flag, ch
 
 fail:
     if (why[0] == '\0')
-        fail(why, why_len, "out of memory reading the configuration");
+        oe_message(why, why_len, "out of memory reading the configuration");
     config_free(cfg);
     return -1;
 }

@@ -48,7 +48,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +55,8 @@
 #include <unistd.h>
 
 #include <sodium.h>
+
+#include "util.h"
 
 /* Generous bounds: a 16-key rotation set is about 2 KiB, and even an RSA-16384
  * key (refused, but we still want to name it) fits. */
@@ -69,20 +70,6 @@ static const unsigned char SPKI_PREFIX[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03
                                               0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
 static const unsigned char PKCS8_V1_PREFIX[16] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06,
                                                   0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20};
-
-static void set_why(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why == NULL || why_len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------------------------
  * PEM framing
@@ -144,7 +131,7 @@ static int pem_next(const char *t, size_t len, size_t *pos, pem_block *b, char *
     if (p == len)
         return 0;
     if (len - p < sizeof(begin) - 1 || memcmp(t + p, begin, sizeof(begin) - 1) != 0) {
-        set_why(why, why_len, "text outside a PEM block (expected -----BEGIN ...-----)");
+        oe_message(why, why_len, "text outside a PEM block (expected -----BEGIN ...-----)");
         return -1;
     }
     p += sizeof(begin) - 1;
@@ -155,7 +142,7 @@ static int pem_next(const char *t, size_t len, size_t *pos, pem_block *b, char *
         p++;
     if (len - p < sizeof(dashes) - 1 || memcmp(t + p, dashes, sizeof(dashes) - 1) != 0 ||
         p == label_start) {
-        set_why(why, why_len, "malformed PEM BEGIN line");
+        oe_message(why, why_len, "malformed PEM BEGIN line");
         return -1;
     }
     b->label = t + label_start;
@@ -164,12 +151,12 @@ static int pem_next(const char *t, size_t len, size_t *pos, pem_block *b, char *
 
     n = snprintf(end_line, sizeof(end_line), "-----END %.*s-----", (int)b->label_len, b->label);
     if (n < 0 || (size_t)n >= sizeof(end_line)) {
-        set_why(why, why_len, "malformed PEM BEGIN line");
+        oe_message(why, why_len, "malformed PEM BEGIN line");
         return -1;
     }
     end = memmem(t + body_start, len - body_start, end_line, (size_t)n);
     if (end == NULL) {
-        set_why(why, why_len, "PEM block without its %s line", end_line);
+        oe_message(why, why_len, "PEM block without its %s line", end_line);
         return -1;
     }
     b->body = t + body_start;
@@ -188,12 +175,12 @@ static long pem_decode_body(const pem_block *b, unsigned char *der, size_t der_m
     long ret = -1;
 
     if (b->body_len > PEM_MAX_BODY) {
-        set_why(why, why_len, "PEM block too large (%zu bytes) for an Ed25519 key", b->body_len);
+        oe_message(why, why_len, "PEM block too large (%zu bytes) for an Ed25519 key", b->body_len);
         goto out;
     }
     b64 = malloc(b->body_len + 1);
     if (b64 == NULL) {
-        set_why(why, why_len, "out of memory");
+        oe_message(why, why_len, "out of memory");
         goto out;
     }
     /* Filter ourselves rather than passing an `ignore` set to libsodium:
@@ -205,18 +192,19 @@ static long pem_decode_body(const pem_block *b, unsigned char *der, size_t der_m
             continue;
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
               c == '+' || c == '/' || c == '=')) {
-            set_why(why, why_len, "bad base64 in PEM block (character 0x%02x)", (unsigned char)c);
+            oe_message(why, why_len, "bad base64 in PEM block (character 0x%02x)",
+                       (unsigned char)c);
             goto out;
         }
         b64[n++] = c;
     }
     if (n == 0) {
-        set_why(why, why_len, "empty PEM block");
+        oe_message(why, why_len, "empty PEM block");
         goto out;
     }
     if (sodium_base642bin(der, der_max, b64, n, NULL, &der_len, NULL,
                           sodium_base64_VARIANT_ORIGINAL) != 0) {
-        set_why(why, why_len, "bad base64 in PEM block (not canonical padded base64)");
+        oe_message(why, why_len, "bad base64 in PEM block (not canonical padded base64)");
         goto out;
     }
     ret = (long)der_len;
@@ -245,12 +233,12 @@ static int der_next(der *c, unsigned char *tag, der *content, char *why, size_t 
     const unsigned char *p = c->p;
 
     if (avail < 2) {
-        set_why(why, why_len, "truncated DER");
+        oe_message(why, why_len, "truncated DER");
         return -1;
     }
     *tag = p[0];
     if ((p[0] & 0x1f) == 0x1f) {
-        set_why(why, why_len, "malformed DER (multi-byte tag)");
+        oe_message(why, why_len, "malformed DER (multi-byte tag)");
         return -1;
     }
     len = p[1];
@@ -259,25 +247,25 @@ static int der_next(der *c, unsigned char *tag, der *content, char *why, size_t 
     if (len & 0x80) {
         nlen = len & 0x7f;
         if (nlen == 0) {
-            set_why(why, why_len, "malformed DER (indefinite length is BER, not DER)");
+            oe_message(why, why_len, "malformed DER (indefinite length is BER, not DER)");
             return -1;
         }
         if (nlen > sizeof(size_t) - 1 || nlen > avail) {
-            set_why(why, why_len, "truncated DER");
+            oe_message(why, why_len, "truncated DER");
             return -1;
         }
         len = 0;
         for (i = 0; i < nlen; i++)
             len = (len << 8) | p[i];
         if (len < 0x80 || p[0] == 0) {
-            set_why(why, why_len, "malformed DER (non-minimal length)");
+            oe_message(why, why_len, "malformed DER (non-minimal length)");
             return -1;
         }
         p += nlen;
         avail -= nlen;
     }
     if (len > avail) {
-        set_why(why, why_len, "truncated DER");
+        oe_message(why, why_len, "truncated DER");
         return -1;
     }
     content->p = p;
@@ -339,13 +327,13 @@ static int der_expect_ed25519_algid(der *c, char *why, size_t why_len)
     if (der_next(c, &tag, &algid, why, why_len) != 0)
         return -1;
     if (tag != 0x30) {
-        set_why(why, why_len, "malformed key (AlgorithmIdentifier is not a SEQUENCE)");
+        oe_message(why, why_len, "malformed key (AlgorithmIdentifier is not a SEQUENCE)");
         return -1;
     }
     if (der_next(&algid, &tag, &oid, why, why_len) != 0)
         return -1;
     if (tag != 0x06) {
-        set_why(why, why_len, "malformed key (no algorithm OID)");
+        oe_message(why, why_len, "malformed key (no algorithm OID)");
         return -1;
     }
     if ((size_t)(oid.end - oid.p) != sizeof(ED25519_OID) ||
@@ -353,17 +341,18 @@ static int der_expect_ed25519_algid(der *c, char *why, size_t why_len)
         oid_to_text(oid.p, (size_t)(oid.end - oid.p), dotted, sizeof(dotted));
         for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
             if (strcmp(dotted, known[i].dotted) == 0) {
-                set_why(why, why_len, "%s (OID %s), expected Ed25519 (OID 1.3.101.112)",
-                        known[i].name, dotted);
+                oe_message(why, why_len, "%s (OID %s), expected Ed25519 (OID 1.3.101.112)",
+                           known[i].name, dotted);
                 return -1;
             }
         }
-        set_why(why, why_len,
-                "unsupported key algorithm (OID %s), expected Ed25519 (OID 1.3.101.112)", dotted);
+        oe_message(why, why_len,
+                   "unsupported key algorithm (OID %s), expected Ed25519 (OID 1.3.101.112)",
+                   dotted);
         return -1;
     }
     if (algid.p != algid.end) {
-        set_why(why, why_len, "malformed Ed25519 key (RFC 8410 forbids algorithm parameters)");
+        oe_message(why, why_len, "malformed Ed25519 key (RFC 8410 forbids algorithm parameters)");
         return -1;
     }
     return 0;
@@ -378,11 +367,11 @@ static int parse_spki_der(const unsigned char *d, size_t len, unsigned char pk[3
     if (der_next(&all, &tag, &spki, why, why_len) != 0)
         return -1;
     if (tag != 0x30) {
-        set_why(why, why_len, "not a DER SubjectPublicKeyInfo (no outer SEQUENCE)");
+        oe_message(why, why_len, "not a DER SubjectPublicKeyInfo (no outer SEQUENCE)");
         return -1;
     }
     if (all.p != all.end) {
-        set_why(why, why_len, "trailing data after the DER SubjectPublicKeyInfo");
+        oe_message(why, why_len, "trailing data after the DER SubjectPublicKeyInfo");
         return -1;
     }
     if (der_expect_ed25519_algid(&spki, why, why_len) != 0)
@@ -390,21 +379,21 @@ static int parse_spki_der(const unsigned char *d, size_t len, unsigned char pk[3
     if (der_next(&spki, &tag, &bits, why, why_len) != 0)
         return -1;
     if (tag != 0x03) {
-        set_why(why, why_len, "malformed Ed25519 public key (no BIT STRING)");
+        oe_message(why, why_len, "malformed Ed25519 public key (no BIT STRING)");
         return -1;
     }
     if (bits.end - bits.p != 33 || bits.p[0] != 0) {
-        set_why(why, why_len, "Ed25519 public key must be 32 bytes, found %ld",
-                (long)(bits.end - bits.p) - 1);
+        oe_message(why, why_len, "Ed25519 public key must be 32 bytes, found %ld",
+                   (long)(bits.end - bits.p) - 1);
         return -1;
     }
     if (spki.p != spki.end) {
-        set_why(why, why_len, "trailing data inside the SubjectPublicKeyInfo");
+        oe_message(why, why_len, "trailing data inside the SubjectPublicKeyInfo");
         return -1;
     }
     /* Belt and braces: the walk above must have proven exactly this. */
     if (len != 44 || memcmp(d, SPKI_PREFIX, sizeof(SPKI_PREFIX)) != 0) {
-        set_why(why, why_len, "not the RFC 8410 Ed25519 SubjectPublicKeyInfo encoding");
+        oe_message(why, why_len, "not the RFC 8410 Ed25519 SubjectPublicKeyInfo encoding");
         return -1;
     }
     memcpy(pk, d + 12, 32);
@@ -422,17 +411,17 @@ static int parse_pkcs8_der(const unsigned char *d, size_t len, const unsigned ch
     if (der_next(&all, &tag, &p8, why, why_len) != 0)
         return -1;
     if (tag != 0x30) {
-        set_why(why, why_len, "not a DER PKCS#8 PrivateKeyInfo (no outer SEQUENCE)");
+        oe_message(why, why_len, "not a DER PKCS#8 PrivateKeyInfo (no outer SEQUENCE)");
         return -1;
     }
     if (all.p != all.end) {
-        set_why(why, why_len, "trailing data after the DER PrivateKeyInfo");
+        oe_message(why, why_len, "trailing data after the DER PrivateKeyInfo");
         return -1;
     }
     if (der_next(&p8, &tag, &ver, why, why_len) != 0)
         return -1;
     if (tag != 0x02 || ver.end - ver.p != 1 || (ver.p[0] != 0 && ver.p[0] != 1)) {
-        set_why(why, why_len, "unsupported PKCS#8 version (expected v1 or v2)");
+        oe_message(why, why_len, "unsupported PKCS#8 version (expected v1 or v2)");
         return -1;
     }
     if (der_expect_ed25519_algid(&p8, why, why_len) != 0)
@@ -440,42 +429,42 @@ static int parse_pkcs8_der(const unsigned char *d, size_t len, const unsigned ch
     if (der_next(&p8, &tag, &outer_oct, why, why_len) != 0)
         return -1;
     if (tag != 0x04) {
-        set_why(why, why_len, "malformed PKCS#8 (privateKey is not an OCTET STRING)");
+        oe_message(why, why_len, "malformed PKCS#8 (privateKey is not an OCTET STRING)");
         return -1;
     }
     if (der_next(&outer_oct, &tag, &inner, why, why_len) != 0)
         return -1;
     if (tag != 0x04 || inner.end - inner.p != 32 || outer_oct.p != outer_oct.end) {
-        set_why(why, why_len, "Ed25519 private key must be a 32-byte seed (RFC 8410)");
+        oe_message(why, why_len, "Ed25519 private key must be a 32-byte seed (RFC 8410)");
         return -1;
     }
     *seed = inner.p;
     if (p8.p != p8.end && p8.p[0] == 0xa0) {
-        set_why(why, why_len, "PKCS#8 attributes are not supported");
+        oe_message(why, why_len, "PKCS#8 attributes are not supported");
         return -1;
     }
     if (p8.p != p8.end && p8.p[0] == 0x81) {
         if (ver.p[0] != 1) {
-            set_why(why, why_len, "malformed PKCS#8 (public key attached to a v1 key)");
+            oe_message(why, why_len, "malformed PKCS#8 (public key attached to a v1 key)");
             return -1;
         }
         if (der_next(&p8, &tag, &pub, why, why_len) != 0)
             return -1;
         if (pub.end - pub.p != 33 || pub.p[0] != 0) {
-            set_why(why, why_len, "attached Ed25519 public key must be 32 bytes");
+            oe_message(why, why_len, "attached Ed25519 public key must be 32 bytes");
             return -1;
         }
         *attached_pk = pub.p + 1;
     }
     if (p8.p != p8.end) {
-        set_why(why, why_len, "trailing data inside the PrivateKeyInfo");
+        oe_message(why, why_len, "trailing data inside the PrivateKeyInfo");
         return -1;
     }
     /* Belt and braces: the walk above must have proven one of the three
      * images in the file comment (v2 may omit the public key, RFC 5958). */
     if (len != (*attached_pk != NULL ? 83u : 48u) || memcmp(d + 5, PKCS8_V1_PREFIX + 5, 11) != 0 ||
         d[2] != 0x02 || d[3] != 0x01 || d[4] != ver.p[0]) {
-        set_why(why, why_len, "not the RFC 8410 Ed25519 PKCS#8 encoding");
+        oe_message(why, why_len, "not the RFC 8410 Ed25519 PKCS#8 encoding");
         return -1;
     }
     return 0;
@@ -485,26 +474,26 @@ static int parse_pkcs8_der(const unsigned char *d, size_t len, const unsigned ch
 static void explain_label(const pem_block *b, const char *wanted, char *why, size_t why_len)
 {
     if (label_is(b, "RSA PUBLIC KEY") || label_is(b, "RSA PRIVATE KEY"))
-        set_why(why, why_len, "RSA key (PKCS#1 %.*s block), expected Ed25519", (int)b->label_len,
-                b->label);
+        oe_message(why, why_len, "RSA key (PKCS#1 %.*s block), expected Ed25519", (int)b->label_len,
+                   b->label);
     else if (label_is(b, "EC PRIVATE KEY") || label_is(b, "EC PARAMETERS"))
-        set_why(why, why_len, "EC key (SEC1 %.*s block), expected Ed25519", (int)b->label_len,
-                b->label);
+        oe_message(why, why_len, "EC key (SEC1 %.*s block), expected Ed25519", (int)b->label_len,
+                   b->label);
     else if (label_is(b, "ENCRYPTED PRIVATE KEY"))
-        set_why(why, why_len,
-                "encrypted PKCS#8 keys are not supported; decrypt with "
-                "`openssl pkey -in KEY -out PLAIN`");
+        oe_message(why, why_len,
+                   "encrypted PKCS#8 keys are not supported; decrypt with "
+                   "`openssl pkey -in KEY -out PLAIN`");
     else if (label_is(b, "OPENSSH PRIVATE KEY"))
-        set_why(why, why_len, "OpenSSH key format is not supported, expected PKCS#8 PEM");
+        oe_message(why, why_len, "OpenSSH key format is not supported, expected PKCS#8 PEM");
     else if (strcmp(wanted, "PUBLIC KEY") == 0 && b->label_len >= 11 &&
              memcmp(b->label + b->label_len - 11, "PRIVATE KEY", 11) == 0)
-        set_why(why, why_len,
-                "found a %.*s block where a PUBLIC KEY is expected: configure the "
-                "public key, and keep the private key secret",
-                (int)b->label_len, b->label);
+        oe_message(why, why_len,
+                   "found a %.*s block where a PUBLIC KEY is expected: configure the "
+                   "public key, and keep the private key secret",
+                   (int)b->label_len, b->label);
     else
-        set_why(why, why_len, "not a PEM %s block (found %.*s)", wanted, (int)b->label_len,
-                b->label);
+        oe_message(why, why_len, "not a PEM %s block (found %.*s)", wanted, (int)b->label_len,
+                   b->label);
 }
 
 /* ------------------------------------------------------------------------
@@ -532,17 +521,17 @@ int keys_parse_public_pem(const char *text, size_t len, keys_public_set *out, ch
 
     memset(out, 0, sizeof(*out));
     if (len > PEM_MAX_TEXT) {
-        set_why(why, why_len, "PEM text too large (%zu bytes)", len);
+        oe_message(why, why_len, "PEM text too large (%zu bytes)", len);
         goto out;
     }
     t = pem_unescape(text, len, &tlen);
     if (t == NULL) {
-        set_why(why, why_len, "out of memory");
+        oe_message(why, why_len, "out of memory");
         goto out;
     }
     if (memmem(t, tlen, "-----BEGIN ", 11) == NULL) {
-        set_why(why, why_len,
-                "not a PEM PUBLIC KEY block (no -----BEGIN PUBLIC KEY----- line found)");
+        oe_message(why, why_len,
+                   "not a PEM PUBLIC KEY block (no -----BEGIN PUBLIC KEY----- line found)");
         goto out;
     }
     for (;;) {
@@ -557,7 +546,7 @@ int keys_parse_public_pem(const char *text, size_t len, keys_public_set *out, ch
             goto block_error;
         }
         if (out->count == KEYS_MAX_PUBLIC) {
-            set_why(why, why_len, "more than %d PUBLIC KEY blocks", KEYS_MAX_PUBLIC);
+            oe_message(why, why_len, "more than %d PUBLIC KEY blocks", KEYS_MAX_PUBLIC);
             goto out;
         }
         dlen = pem_decode_body(&b, der_buf, sizeof(der_buf), inner, sizeof(inner));
@@ -576,7 +565,7 @@ int keys_parse_public_pem(const char *text, size_t len, keys_public_set *out, ch
         out->count++;
     }
     if (out->count == 0) {
-        set_why(why, why_len, "not a PEM PUBLIC KEY block (no block found)");
+        oe_message(why, why_len, "not a PEM PUBLIC KEY block (no block found)");
         goto out;
     }
     ret = 0;
@@ -585,9 +574,9 @@ int keys_parse_public_pem(const char *text, size_t len, keys_public_set *out, ch
 block_error:
     /* Say which block when there are several: rotation sets are long. */
     if (nblock > 1)
-        set_why(why, why_len, "PEM block %zu: %s", nblock, inner);
+        oe_message(why, why_len, "PEM block %zu: %s", nblock, inner);
     else
-        set_why(why, why_len, "%s", inner);
+        oe_message(why, why_len, "%s", inner);
 out:
     if (ret != 0)
         memset(out, 0, sizeof(*out));
@@ -609,26 +598,27 @@ int keys_parse_private_pem(const char *text, size_t len, keys_private *out, char
 
     sodium_memzero(out, sizeof(*out));
     if (sodium_init() < 0) {
-        set_why(why, why_len, "libsodium failed to initialise");
+        oe_message(why, why_len, "libsodium failed to initialise");
         goto out;
     }
     if (len > PEM_MAX_TEXT) {
-        set_why(why, why_len, "PEM text too large (%zu bytes)", len);
+        oe_message(why, why_len, "PEM text too large (%zu bytes)", len);
         goto out;
     }
     t = pem_unescape(text, len, &tlen);
     if (t == NULL) {
-        set_why(why, why_len, "out of memory");
+        oe_message(why, why_len, "out of memory");
         goto out;
     }
     if (memmem(t, tlen, "-----BEGIN ", 11) == NULL) {
-        set_why(why, why_len, "not a PEM PRIVATE KEY block (no -----BEGIN PRIVATE KEY----- line)");
+        oe_message(why, why_len,
+                   "not a PEM PRIVATE KEY block (no -----BEGIN PRIVATE KEY----- line)");
         goto out;
     }
     r = pem_next(t, tlen, &pos, &b, why, why_len);
     if (r <= 0) {
         if (r == 0)
-            set_why(why, why_len, "not a PEM PRIVATE KEY block (no block found)");
+            oe_message(why, why_len, "not a PEM PRIVATE KEY block (no block found)");
         goto out;
     }
     if (!label_is(&b, "PRIVATE KEY")) {
@@ -643,15 +633,15 @@ int keys_parse_private_pem(const char *text, size_t len, keys_private *out, char
     memcpy(seed, seed_p, sizeof(seed));
     crypto_sign_seed_keypair(out->pk, out->sk, seed);
     if (attached != NULL && sodium_memcmp(attached, out->pk, 32) != 0) {
-        set_why(why, why_len, "attached public key does not match the private key");
+        oe_message(why, why_len, "attached public key does not match the private key");
         goto out;
     }
     /* One key per file: a second block is a mistake worth hearing about. */
     r = pem_next(t, tlen, &pos, &b, why, why_len);
     if (r != 0) {
         if (r > 0)
-            set_why(why, why_len, "expected exactly one PEM block, found another (%.*s)",
-                    (int)b.label_len, b.label);
+            oe_message(why, why_len, "expected exactly one PEM block, found another (%.*s)",
+                       (int)b.label_len, b.label);
         goto out;
     }
     keys_key_id(out->pk, out->key_id);
@@ -679,12 +669,12 @@ static char *read_key_file(const char *path, size_t *len, char *why, size_t why_
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        set_why(why, why_len, "%s: %s", path, strerror(errno));
+        oe_message(why, why_len, "%s: %s", path, strerror(errno));
         return NULL;
     }
     data = malloc(KEY_FILE_MAX + 1);
     if (data == NULL) {
-        set_why(why, why_len, "%s: out of memory", path);
+        oe_message(why, why_len, "%s: out of memory", path);
         goto fail;
     }
     for (;;) {
@@ -692,15 +682,15 @@ static char *read_key_file(const char *path, size_t *len, char *why, size_t why_
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            set_why(why, why_len, "%s: %s", path, strerror(errno));
+            oe_message(why, why_len, "%s: %s", path, strerror(errno));
             goto fail;
         }
         if (r == 0)
             break;
         n += (size_t)r;
         if (n > KEY_FILE_MAX) {
-            set_why(why, why_len, "%s: file too large for a key (over %d bytes)", path,
-                    KEY_FILE_MAX);
+            oe_message(why, why_len, "%s: file too large for a key (over %d bytes)", path,
+                       KEY_FILE_MAX);
             goto fail;
         }
     }
@@ -730,7 +720,7 @@ int keys_load_public_file(const char *path, keys_public_set *out, char *why, siz
         return -1;
     ret = keys_parse_public_pem(data, len, out, inner, sizeof(inner));
     if (ret != 0)
-        set_why(why, why_len, "%s: %s", path, inner);
+        oe_message(why, why_len, "%s: %s", path, inner);
     free(data);
     return ret;
 }
@@ -748,7 +738,7 @@ int keys_load_private_file(const char *path, keys_private *out, char *why, size_
         return -1;
     ret = keys_parse_private_pem(data, len, out, inner, sizeof(inner));
     if (ret != 0)
-        set_why(why, why_len, "%s: %s", path, inner);
+        oe_message(why, why_len, "%s: %s", path, inner);
     sodium_memzero(data, len);
     free(data);
     return ret;
@@ -897,23 +887,23 @@ int keys_load_or_create_private(const char *path, keys_private *out, char *why, 
      * truncated file that would stop every later start. */
     n = snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
     if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        set_why(why, why_len, "%s: path too long", path);
+        oe_message(why, why_len, "%s: path too long", path);
         goto out;
     }
     keys_generate(out);
     pem = keys_private_pem(out);
     if (pem == NULL) {
-        set_why(why, why_len, "%s: out of memory", path);
+        oe_message(why, why_len, "%s: out of memory", path);
         goto out;
     }
     fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
     if (fd < 0) {
-        set_why(why, why_len, "%s: cannot create: %s", path, strerror(errno));
+        oe_message(why, why_len, "%s: cannot create: %s", path, strerror(errno));
         goto out;
     }
     tmp_made = 1;
     if (fchmod(fd, 0600) != 0 || write_all(fd, pem, strlen(pem)) != 0 || fsync(fd) != 0) {
-        set_why(why, why_len, "%s: cannot write: %s", tmp, strerror(errno));
+        oe_message(why, why_len, "%s: cannot write: %s", tmp, strerror(errno));
         goto out;
     }
     close(fd);
@@ -930,13 +920,13 @@ int keys_load_or_create_private(const char *path, keys_private *out, char *why, 
             ret = keys_load_private_file(path, out, why, why_len);
             goto out;
         }
-        set_why(why, why_len, "%s: cannot create: %s", path, strerror(errno));
+        oe_message(why, why_len, "%s: cannot create: %s", path, strerror(errno));
         goto out;
     }
     unlink(tmp);
     tmp_made = 0;
     if (keys_sync_parent_dir(path) != 0) {
-        set_why(why, why_len, "%s: cannot sync its directory: %s", path, strerror(errno));
+        oe_message(why, why_len, "%s: cannot sync its directory: %s", path, strerror(errno));
         goto out;
     }
     ret = 0;

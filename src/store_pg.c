@@ -81,7 +81,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,7 +334,7 @@ static const pg_statement *const WRITER_STATEMENTS[] = {&ST_FIND_EXECUTION,   &S
                                                         &ST_MARK_UNKNOWN,     &ST_XID,
                                                         &ST_XID_STATUS,       NULL};
 static const pg_statement *const READER_STATEMENTS[] = {
-    &ST_FIND_EXECUTION, &ST_GET_NODE, &ST_FIND_LOG, &ST_FIND_RECEIPT,
+    &ST_FIND_EXECUTION, &ST_GET_NODE, &ST_FIND_LOG,        &ST_FIND_RECEIPT,
     &ST_LIST_UNKNOWN,   &ST_EXPORT,   &ST_FIND_CHECKPOINT, NULL};
 
 /* One connection and its reconnect state. */
@@ -373,19 +372,6 @@ typedef struct pg_writer {
 typedef struct pg_reader {
     pg_link link;
 } pg_reader;
-
-/* snprintf for messages, where cutting a long one short is fine. */
-static void say(char *out, size_t out_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *out, size_t out_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(out, out_len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- secrets ------------------------------------------------------------ */
 
@@ -500,8 +486,8 @@ static int link_init(pg_link *l, const oe_config *cfg, int is_writer)
         else if (strcmp(o->keyword, "dbname") == 0)
             db = o->val;
     }
-    say(l->target, sizeof(l->target), "%s%s%s%s%s/%s", user, *user ? "@" : "",
-        *host ? host : "localhost", *port ? ":" : "", port, db);
+    oe_message(l->target, sizeof(l->target), "%s%s%s%s%s/%s", user, *user ? "@" : "",
+               *host ? host : "localhost", *port ? ":" : "", port, db);
     PQconninfoFree(opts);
     return 0;
 }
@@ -554,7 +540,7 @@ static void link_broken(pg_link *l, const char *what)
     char clean[ERR_MAX];
 
     scrub(l->conn ? PQerrorMessage(l->conn) : "", l->secret, clean, sizeof(clean));
-    say(l->err, sizeof(l->err), "%s%s%s", what, clean[0] ? ": " : "", clean);
+    oe_message(l->err, sizeof(l->err), "%s%s%s", what, clean[0] ? ": " : "", clean);
     if (l->conn)
         PQfinish(l->conn);
     l->conn = NULL;
@@ -637,7 +623,7 @@ static void statement_error(pg_link *l, const PGresult *res, const char *what)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
     scrub(res ? PQresultErrorMessage(res) : "", l->secret, clean, sizeof(clean));
-    say(l->err, sizeof(l->err), "%s: %s", what, clean);
+    oe_message(l->err, sizeof(l->err), "%s: %s", what, clean);
     snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", state ? state : "");
 }
 
@@ -697,7 +683,7 @@ static PGconn *connect_with_deadline(pg_link *l)
     int rc;
 
     if (conn == NULL) {
-        say(l->err, sizeof(l->err), "out of memory");
+        oe_message(l->err, sizeof(l->err), "out of memory");
         return NULL;
     }
     if (PQstatus(conn) == CONNECTION_BAD)
@@ -707,7 +693,8 @@ static PGconn *connect_with_deadline(pg_link *l)
             goto fail;
         rc = wait_socket(conn, st == PGRES_POLLING_WRITING ? POLLOUT : POLLIN, deadline);
         if (rc == 0) {
-            say(l->err, sizeof(l->err), "cannot connect: no answer within %d ms", CONNECT_MS);
+            oe_message(l->err, sizeof(l->err), "cannot connect: no answer within %d ms",
+                       CONNECT_MS);
             PQfinish(conn);
             return NULL;
         }
@@ -718,7 +705,7 @@ static PGconn *connect_with_deadline(pg_link *l)
     return conn;
 fail:
     scrub(PQerrorMessage(conn), l->secret, clean, sizeof(clean));
-    say(l->err, sizeof(l->err), "cannot connect: %s", clean[0] ? clean : "failed");
+    oe_message(l->err, sizeof(l->err), "cannot connect: %s", clean[0] ? clean : "failed");
     PQfinish(conn);
     return NULL;
 }
@@ -749,7 +736,7 @@ static int link_ready(pg_link *l)
     if (prepare_statements(l) != 0)
         return -1;
     if (l->is_writer && PQenterPipelineMode(l->conn) != 1) {
-        say(l->err, sizeof(l->err), "cannot enter pipeline mode");
+        oe_message(l->err, sizeof(l->err), "cannot enter pipeline mode");
         return -1;
     }
     return 0;
@@ -785,18 +772,18 @@ static int link_connect(pg_link *l)
         return -1;
     PQsetNoticeProcessor(l->conn, notice_to_log, l);
     if (PQserverVersion(l->conn) < 100000) {
-        say(l->err, sizeof(l->err), "PostgreSQL 10 or later is required (server is %d)",
-            PQserverVersion(l->conn));
+        oe_message(l->err, sizeof(l->err), "PostgreSQL 10 or later is required (server is %d)",
+                   PQserverVersion(l->conn));
         goto fail;
     }
     enc = PQparameterStatus(l->conn, "server_encoding");
     if (enc == NULL || (strcmp(enc, "UTF8") != 0 && strcmp(enc, "SQL_ASCII") != 0)) {
-        say(l->err, sizeof(l->err), "the database encoding is %s; UTF8 is required",
-            enc ? enc : "unknown");
+        oe_message(l->err, sizeof(l->err), "the database encoding is %s; UTF8 is required",
+                   enc ? enc : "unknown");
         goto fail;
     }
     if (PQsetnonblocking(l->conn, 1) != 0) {
-        say(l->err, sizeof(l->err), "cannot make the connection non-blocking");
+        oe_message(l->err, sizeof(l->err), "cannot make the connection non-blocking");
         goto fail;
     }
     if (exec_command(l, l->session_sql) != 0)
@@ -1008,7 +995,7 @@ static int read_execution(pg_link *l, const PGresult *res, store_execution *out)
     return STORE_OK;
 bad:
     store_execution_free(out);
-    say(l->err, sizeof(l->err), "an executions row is not what OpenExec writes");
+    oe_message(l->err, sizeof(l->err), "an executions row is not what OpenExec writes");
     return STORE_ERROR;
 }
 
@@ -1019,7 +1006,7 @@ static int read_node(pg_link *l, const PGresult *res, uint8_t out[32])
     if (PQntuples(res) == 0)
         return STORE_NOT_FOUND;
     if ((hash = col_fixed(res, 0, 32)) == NULL) {
-        say(l->err, sizeof(l->err), "a tlog_nodes row is not what OpenExec writes");
+        oe_message(l->err, sizeof(l->err), "a tlog_nodes row is not what OpenExec writes");
         return STORE_ERROR;
     }
     memcpy(out, hash, 32);
@@ -1068,26 +1055,27 @@ static int migrate(pg_link *l)
         if (failed)
             goto fail;
         if (app == NULL || strcmp(app, "openexec") != 0 || ver == NULL) {
-            say(l->err, sizeof(l->err),
+            oe_message(
+                l->err, sizeof(l->err),
                 "the database has a table 'meta' that is not OpenExec's; refusing to touch it");
             goto fail;
         }
         version = atoi(ver);
         if (version < 1) {
-            say(l->err, sizeof(l->err), "unreadable schema_version; refusing to touch it");
+            oe_message(l->err, sizeof(l->err), "unreadable schema_version; refusing to touch it");
             goto fail;
         }
     } else if (strchr(tables, '1') != NULL) {
-        say(l->err, sizeof(l->err),
-            "the database has tables named like OpenExec's but no OpenExec schema; refusing "
-            "to touch it");
+        oe_message(l->err, sizeof(l->err),
+                   "the database has tables named like OpenExec's but no OpenExec schema; refusing "
+                   "to touch it");
         goto fail;
     }
     if (version > SCHEMA_VERSION) {
-        say(l->err, sizeof(l->err),
-            "the database has schema version %d, newer than this build's %d; refusing to "
-            "touch it",
-            version, SCHEMA_VERSION);
+        oe_message(l->err, sizeof(l->err),
+                   "the database has schema version %d, newer than this build's %d; refusing to "
+                   "touch it",
+                   version, SCHEMA_VERSION);
         goto fail;
     }
     for (v = version; v < SCHEMA_VERSION; v++)
@@ -1130,13 +1118,13 @@ static int w_note(pg_link *l, const char *name, long expect)
     struct pg_sent *grown;
 
     if (l->conn == NULL) {
-        say(l->err, sizeof(l->err), "not connected");
+        oe_message(l->err, sizeof(l->err), "not connected");
         return -1;
     }
     if (l->nsent == l->capsent) {
         grown = realloc(l->sent, (l->capsent ? l->capsent * 2 : 64) * sizeof(*grown));
         if (grown == NULL) {
-            say(l->err, sizeof(l->err), "out of memory");
+            oe_message(l->err, sizeof(l->err), "out of memory");
             return -1;
         }
         l->sent = grown;
@@ -1205,8 +1193,8 @@ static PGresult *w_sync(pg_link *l)
                 }
                 if (!failed && l->sent[i].expect >= 0 &&
                     strtol(PQcmdTuples(res), NULL, 10) != l->sent[i].expect) {
-                    say(l->err, sizeof(l->err), "%s: changed %s rows, not %ld", l->sent[i].name,
-                        PQcmdTuples(res), l->sent[i].expect);
+                    oe_message(l->err, sizeof(l->err), "%s: changed %s rows, not %ld",
+                               l->sent[i].name, PQcmdTuples(res), l->sent[i].expect);
                     failed = 1;
                 }
                 break;
@@ -1236,7 +1224,7 @@ static PGresult *w_sync(pg_link *l)
         return NULL;
     }
     if (last == NULL)
-        say(l->err, sizeof(l->err), "%s: no result", n ? l->sent[n - 1].name : "sync");
+        oe_message(l->err, sizeof(l->err), "%s: no result", n ? l->sent[n - 1].name : "sync");
     return last;
 broken:
     PQclear(last);
@@ -1339,12 +1327,12 @@ static void *open_writer(const oe_config *cfg, char *why, size_t why_len)
     int logged = 0;
 
     if (w == NULL) {
-        say(why, why_len, "out of memory");
+        oe_message(why, why_len, "out of memory");
         return NULL;
     }
     l = &w->link;
     if (link_init(l, cfg, 1) != 0) {
-        say(why, why_len, "OPENEXEC_DB_URL is not a valid PostgreSQL connection URL");
+        oe_message(why, why_len, "OPENEXEC_DB_URL is not a valid PostgreSQL connection URL");
         goto fail;
     }
     /* Connect and migrate; while the database cannot be reached, retry for
@@ -1360,8 +1348,8 @@ static void *open_writer(const oe_config *cfg, char *why, size_t why_len)
         }
         now = oe_monotonic_ms();
         if (now - start >= START_WINDOW_MS) {
-            say(why, why_len, "PostgreSQL at %s: %s (gave up after %d s)", l->target, l->err,
-                START_WINDOW_MS / 1000);
+            oe_message(why, why_len, "PostgreSQL at %s: %s (gave up after %d s)", l->target, l->err,
+                       START_WINDOW_MS / 1000);
             goto fail;
         }
         if (!logged)
@@ -1377,7 +1365,7 @@ static void *open_writer(const oe_config *cfg, char *why, size_t why_len)
     l->down = 0;
     return w;
 refused:
-    say(why, why_len, "PostgreSQL at %s: %s", l->target, l->err);
+    oe_message(why, why_len, "PostgreSQL at %s: %s", l->target, l->err);
 fail:
     close_writer(w);
     return NULL;
@@ -1475,7 +1463,7 @@ static int writer_commit(void *p)
         /* COMMIT of a transaction that failed answers ROLLBACK. */
         rc = strcmp(PQcmdStatus(res), "COMMIT") == 0 ? 0 : -1;
         if (rc != 0)
-            say(l->err, sizeof(l->err), "COMMIT: the transaction had failed");
+            oe_message(l->err, sizeof(l->err), "COMMIT: the transaction had failed");
     } else if (l->conn == NULL) {
         PQclear(res);
         return resolve_lost_commit(w);
@@ -1561,7 +1549,7 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
         found = find_in_transaction(l, item->nonce, item->nonce_len, &item->existing);
         if (found != STORE_OK) {
             if (found == STORE_NOT_FOUND)
-                say(l->err, sizeof(l->err), "claim: the conflicting nonce has no row");
+                oe_message(l->err, sizeof(l->err), "claim: the conflicting nonce has no row");
             return writer_failed(l);
         }
         item->result = STORE_NONCE_TAKEN;
@@ -1697,19 +1685,19 @@ static int writer_take_lease(void *p, const store_lease *lease, int64_t *log_id,
         if (PQntuples(res) != 1 || (id = col_fixed(res, 0, 8)) == NULL ||
             (expires = col_fixed(res, 3, 8)) == NULL ||
             col_text(res, 2, holder, sizeof(holder)) != 0) {
-            say(why, why_len, "log %s: unreadable lease row", lease->origin);
+            oe_message(why, why_len, "log %s: unreadable lease row", lease->origin);
             goto out;
         }
         *log_id = (int64_t)get_be64(id);
         key = col_fixed(res, 1, 32);
         if (key == NULL || memcmp(key, lease->public_key, 32) != 0) {
-            say(why, why_len, "log %s is signed by another key", lease->origin);
+            oe_message(why, why_len, "log %s is signed by another key", lease->origin);
             goto out;
         }
         held = !PQgetisnull(res, 0, 2) && strcmp(holder, lease->holder) != 0 &&
                (int64_t)get_be64(expires) > lease->now_us && !lease->holder_is_stale(holder);
         if (held) {
-            say(why, why_len, "another live instance holds log %s", lease->origin);
+            oe_message(why, why_len, "another live instance holds log %s", lease->origin);
             goto out;
         }
         memset(&q, 0, sizeof(q));
@@ -1725,14 +1713,14 @@ static int writer_take_lease(void *p, const store_lease *lease, int64_t *log_id,
     if ((res = w_run(l, &ST_LOG_SIZE, &q, 1)) == NULL)
         goto failed;
     if (PQntuples(res) != 1 || (count = col_fixed(res, 0, 8)) == NULL) {
-        say(why, why_len, "log %s: cannot count its receipts", lease->origin);
+        oe_message(why, why_len, "log %s: cannot count its receipts", lease->origin);
         goto out;
     }
     *size = get_be64(count);
     PQclear(res);
     return 0;
 failed:
-    say(why, why_len, "PostgreSQL: %s", l->err);
+    oe_message(why, why_len, "PostgreSQL: %s", l->err);
 out:
     PQclear(res);
     return -1;
@@ -1803,17 +1791,17 @@ static void *open_reader(const oe_config *cfg, char *why, size_t why_len)
     pg_reader *r = calloc(1, sizeof(*r));
 
     if (r == NULL) {
-        say(why, why_len, "out of memory");
+        oe_message(why, why_len, "out of memory");
         return NULL;
     }
     if (link_init(&r->link, cfg, 0) != 0) {
-        say(why, why_len, "OPENEXEC_DB_URL is not a valid PostgreSQL connection URL");
+        oe_message(why, why_len, "OPENEXEC_DB_URL is not a valid PostgreSQL connection URL");
         close_reader(r);
         return NULL;
     }
     r->link.prepare = 1;
     if (link_connect(&r->link) != 0) {
-        say(why, why_len, "PostgreSQL at %s: reader: %s", r->link.target, r->link.err);
+        oe_message(why, why_len, "PostgreSQL at %s: reader: %s", r->link.target, r->link.err);
         close_reader(r);
         return NULL;
     }

@@ -1,8 +1,9 @@
 /*
- * util.c - ids and clocks (see util.h).
+ * util.c - ids, clocks and messages (see util.h).
  */
 #include "util.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -42,4 +43,15 @@ uint64_t oe_monotonic_us(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void oe_message(char *out, size_t out_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (out == NULL || out_len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(out, out_len, fmt, ap);
+    va_end(ap);
 }

@@ -1,9 +1,10 @@
 /*
- * util.h - small helpers with no better home: ids and clocks.
+ * util.h - small helpers with no better home: ids, clocks, messages.
  */
 #ifndef OE_UTIL_H
 #define OE_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* A random (version 4) UUID in its 36-character text form, NUL-terminated. */
@@ -13,5 +14,11 @@ int64_t oe_now_us(void);
 /* Monotonic milliseconds, for timeouts, and microseconds, for latencies. */
 uint64_t oe_monotonic_ms(void);
 uint64_t oe_monotonic_us(void);
+
+/* snprintf for messages (a reason into a caller's `why` buffer, a name to
+ * print), where cutting a long one short is fine.  out may be NULL when
+ * out_len is 0. */
+void oe_message(char *out, size_t out_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif
