@@ -112,27 +112,36 @@ class FaultProxy:
                              b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
                              % (len(msg), msg))
                 return
-            up = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
-            fwd = {k: v for k, v in headers.items() if k in ("content-type", "x-request-id")}
-            up.request(method, path, body=body if body or method == "POST" else None, headers=fwd)
-            r = up.getresponse()
-            answer = r.read()
-            out_headers = [(k, v) for k, v in r.getheaders()
-                           if k.lower() not in ("connection", "content-length", "transfer-encoding")]
-            up.close()
+            answer = self.forward(method, path, headers, body)
             if fault == "drop":
                 return
             if fault == "hang":
                 time.sleep(self.hang)
                 return
-            head = "HTTP/1.1 %d %s\r\n" % (r.status, r.reason)
-            head += "".join("%s: %s\r\n" % kv for kv in out_headers)
-            head += "Connection: close\r\nContent-Length: %d\r\n\r\n" % len(answer)
-            conn.sendall(head.encode("latin-1") + answer)
+            self.send(conn, *answer)
         except OSError:
             pass
         finally:
             conn.close()
+
+    def forward(self, method, path, headers, body):
+        """Asks the real server; returns (status, reason, headers, body)."""
+        up = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
+        fwd = {k: v for k, v in headers.items() if k in ("content-type", "x-request-id")}
+        up.request(method, path, body=body if body or method == "POST" else None, headers=fwd)
+        r = up.getresponse()
+        answer = r.read()
+        out_headers = [(k, v) for k, v in r.getheaders()
+                       if k.lower() not in ("connection", "content-length", "transfer-encoding")]
+        up.close()
+        return r.status, r.reason, out_headers, answer
+
+    @staticmethod
+    def send(conn, status, reason, headers, answer):
+        head = "HTTP/1.1 %d %s\r\n" % (status, reason)
+        head += "".join("%s: %s\r\n" % kv for kv in headers)
+        head += "Connection: close\r\nContent-Length: %d\r\n\r\n" % len(answer)
+        conn.sendall(head.encode("latin-1") + answer)
 
     def execute_bodies(self):
         with self.lock:
@@ -324,22 +333,12 @@ class ForgingProxy(FaultProxy):
                 return
             method, path, headers, body = req
             if path == "/receipts/verify":
-                answer, status, extra = b'{"valid":true}', 200, []
+                status, reason, extra, answer = 200, "OK", [], b'{"valid":true}'
             else:
-                up = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
-                up.request(method, path, body=body if method == "POST" else None,
-                           headers={"Content-Type": "application/json"} if method == "POST" else {})
-                r = up.getresponse()
-                answer, status = r.read(), r.status
-                extra = [(k, v) for k, v in r.getheaders()
-                         if k.lower() in ("idempotent-replayed", "content-type")]
-                up.close()
+                status, reason, extra, answer = self.forward(method, path, headers, body)
                 if path == "/execute" and status == 200:
                     answer = answer.replace(b'"status":200', b'"status":201', 1)
-            head = "HTTP/1.1 %d X\r\n" % status
-            head += "".join("%s: %s\r\n" % kv for kv in extra)
-            head += "Connection: close\r\nContent-Length: %d\r\n\r\n" % len(answer)
-            conn.sendall(head.encode() + answer)
+            self.send(conn, status, reason, extra, answer)
         except OSError:
             pass
         finally:
