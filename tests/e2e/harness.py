@@ -98,6 +98,18 @@ class Server:
         with self._log_lock:
             return "".join(self.log_lines)
 
+    def log_has(self, text, timeout=5):
+        """Whether the server's log shows `text` within `timeout` seconds.
+        The log reaches us through a pipe and a thread, so a line the
+        server wrote just before answering may not be read yet when the
+        answer arrives."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def request(self, method, path, body=None, headers=None, timeout=30):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
@@ -162,16 +174,29 @@ class Server:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
             raise
+        self._drain_log()
+        return code
+
+    def _drain_log(self):
+        # The process has exited, but the pump thread may not yet have read
+        # its last lines from the pipe: wait for it to reach EOF so log()
+        # shows everything the server wrote.
+        pump = getattr(self, "_pump", None)
+        if pump is not None:
+            pump.join(10)
+            if not pump.is_alive() and self.proc.stderr is not None:
+                self.proc.stderr.close()
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+            self._drain_log()
 
     def cleanup(self):
         self.kill()
