@@ -67,6 +67,18 @@ int oe_buf_putc(oe_buf *b, char c)
     return oe_buf_append(b, &c, 1);
 }
 
+int oe_buf_put_u64(oe_buf *b, uint64_t v)
+{
+    char digits[20];
+    size_t n = sizeof(digits);
+
+    do {
+        digits[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return oe_buf_append(b, digits + n, sizeof(digits) - n);
+}
+
 int oe_buf_printf(oe_buf *b, const char *fmt, ...)
 {
     va_list ap;

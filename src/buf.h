@@ -10,6 +10,7 @@
 #define OE_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct oe_buf {
     char *data;
@@ -24,6 +25,8 @@ void oe_buf_init(oe_buf *b, size_t max);
 int oe_buf_append(oe_buf *b, const void *data, size_t len);
 int oe_buf_puts(oe_buf *b, const char *s);
 int oe_buf_putc(oe_buf *b, char c);
+/* Decimal, without printf's cost (receipts are rendered on the writer). */
+int oe_buf_put_u64(oe_buf *b, uint64_t v);
 int oe_buf_printf(oe_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void oe_buf_reset(oe_buf *b);
 /* Hands the malloc'd data to the caller (who frees it) and empties b. */

@@ -40,9 +40,13 @@ void receipt_stamp(receipt_fields *rf)
     snprintf(rf->time + 19, sizeof(rf->time) - 19, ".%06uZ", (unsigned)(us % 1000000));
 }
 
+/* The writer renders every receipt twice inside its transaction: plain
+ * appends, no printf. */
 static void put_str(oe_buf *b, const char *key, const char *s, size_t len)
 {
-    oe_buf_printf(b, "\"%s\":", key);
+    oe_buf_putc(b, '"');
+    oe_buf_puts(b, key);
+    oe_buf_puts(b, "\":");
     if (s == NULL)
         oe_buf_puts(b, "null");
     else
@@ -61,13 +65,14 @@ int receipt_render(const receipt_fields *rf, const char *origin, uint64_t seq, o
                    uint8_t leaf[32])
 {
     const char *result = rf->result_sha256[0] ? rf->result_sha256 : NULL;
-    char num[24];
     oe_buf canon;
 
     /* documented order (SPEC 5.2) */
     oe_buf_puts(out, "{\"v\":1,");
     put_cstr(out, "log", origin);
-    oe_buf_printf(out, ",\"seq\":%llu,", (unsigned long long)seq);
+    oe_buf_puts(out, ",\"seq\":");
+    oe_buf_put_u64(out, seq);
+    oe_buf_putc(out, ',');
     put_cstr(out, "exec_id", rf->exec_id);
     MEMBER(out, 0);
     put_cstr(out, "time", rf->time);
@@ -81,7 +86,9 @@ int receipt_render(const receipt_fields *rf, const char *origin, uint64_t seq, o
     put_cstr(out, "approval_id", rf->approval_id);
     MEMBER(out, 0);
     put_cstr(out, "outcome", rf->outcome);
-    oe_buf_printf(out, ",\"status\":%d,", rf->status);
+    oe_buf_puts(out, ",\"status\":");
+    oe_buf_put_u64(out, (uint64_t)rf->status);
+    oe_buf_putc(out, ',');
     put_cstr(out, "result_sha256", result);
     MEMBER(out, 0);
     put_cstr(out, "error", rf->error);
@@ -107,8 +114,11 @@ int receipt_render(const receipt_fields *rf, const char *origin, uint64_t seq, o
     put_cstr(&canon, "outcome", rf->outcome);
     MEMBER(&canon, 0);
     put_cstr(&canon, "result_sha256", result);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)seq);
-    oe_buf_printf(&canon, ",\"seq\":%s,\"status\":%d,", num, rf->status);
+    oe_buf_puts(&canon, ",\"seq\":");
+    oe_buf_put_u64(&canon, seq);
+    oe_buf_puts(&canon, ",\"status\":");
+    oe_buf_put_u64(&canon, (uint64_t)rf->status);
+    oe_buf_putc(&canon, ',');
     put_cstr(&canon, "time", rf->time);
     oe_buf_puts(&canon, ",\"v\":1}");
     if (!canon.failed)
@@ -138,11 +148,18 @@ int receipt_append_signed_head(oe_buf *out, const char *receipt, size_t receipt_
 
     oe_buf_puts(out, "{\"receipt\":");
     oe_buf_append(out, receipt, receipt_len);
-    oe_buf_printf(out, ",\"inclusion\":{\"size\":%llu,\"index\":%llu,\"hashes\":[",
-                  (unsigned long long)size, (unsigned long long)index);
+    oe_buf_puts(out, ",\"inclusion\":{\"size\":");
+    oe_buf_put_u64(out, size);
+    oe_buf_puts(out, ",\"index\":");
+    oe_buf_put_u64(out, index);
+    oe_buf_puts(out, ",\"hashes\":[");
     for (i = 0; i < count; i++) {
         sodium_bin2base64(b64, sizeof(b64), proof[i], 32, sodium_base64_VARIANT_ORIGINAL);
-        oe_buf_printf(out, "%s\"%s\"", i ? "," : "", b64);
+        if (i > 0)
+            oe_buf_putc(out, ',');
+        oe_buf_putc(out, '"');
+        oe_buf_puts(out, b64);
+        oe_buf_putc(out, '"');
     }
     oe_buf_puts(out, "]},\"checkpoint\":");
     return out->failed ? -1 : 0;
