@@ -317,7 +317,7 @@ static void submit_new(producer *p, bench_item *it)
     si->approval_msg_sha256 = NULL;
 
     memset(rf, 0, sizeof(*rf));
-    oe_uuid4(rf->exec_id);
+    oe_exec_id(rf->exec_id);
     receipt_stamp(rf);
     rf->action = "echo";
     rf->action_len = 4;
@@ -524,8 +524,9 @@ static int cmd_sqlite(double seconds, int producers, int inflight)
 
 /* What SQLite alone does on this disk with the same durability and batch
  * size, without the store's per-item work: BATCH rows per transaction
- * (WAL, synchronous=FULL), each row a nonce key, a unique uuid and a blob
- * the size of a stored answer, in one thread. */
+ * (WAL, synchronous=FULL), each row a nonce key, a unique id made as the
+ * server makes exec_ids and a blob the size of a stored answer, in one
+ * thread. */
 static int cmd_sqlite_raw(const char *path, double seconds, int batch, int row_bytes)
 {
     sqlite3 *db = NULL;
@@ -557,7 +558,7 @@ static int cmd_sqlite_raw(const char *path, double seconds, int batch, int row_b
             die("begin");
         for (i = 0; i < batch; i++) {
             len = snprintf(nonce, sizeof(nonce), "raw-%llu", (unsigned long long)rows + i);
-            oe_uuid4(uuid);
+            oe_exec_id(uuid);
             sqlite3_bind_blob(ins, 1, nonce, len, SQLITE_STATIC);
             sqlite3_bind_text(ins, 2, uuid, 36, SQLITE_STATIC);
             sqlite3_bind_blob(ins, 3, blob, row_bytes, SQLITE_STATIC);

@@ -311,7 +311,7 @@ static void init_receipt(execute_job *job)
 {
     receipt_fields *rf = &job->item.receipt;
 
-    oe_uuid4(rf->exec_id);
+    oe_exec_id(rf->exec_id);
     receipt_stamp(rf);
     rf->action = job->req.action;
     rf->action_len = job->req.action_len;

@@ -9,6 +9,13 @@
 
 /* A random (version 4) UUID in its 36-character text form, NUL-terminated. */
 void oe_uuid4(char out[37]);
+/* An execution id: a version-4 UUID whose first 48 bits are the time in
+ * milliseconds (big-endian, as in UUIDv7) and whose other 74 bits are
+ * random.  Ids made close in time sort close together, so the index that
+ * finds receipts by exec_id grows at its end instead of taking a page write
+ * at a random place for every attempt (docs/performance.md); clients that
+ * parse it as a version-4 UUID still can. */
+void oe_exec_id(char out[37]);
 /* Wall-clock time in microseconds since the Unix epoch (UTC). */
 int64_t oe_now_us(void);
 /* Monotonic milliseconds, for timeouts, and microseconds, for latencies. */

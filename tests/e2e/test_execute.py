@@ -5,6 +5,8 @@ and exactly-once under concurrency."""
 import hashlib
 import json
 import os
+import re
+import time
 import unittest
 
 import harness
@@ -42,6 +44,33 @@ class ExecuteTests(unittest.TestCase):
         self.assertEqual(body["result"], {"echo": {"msg": "hi", "n": [1, 2.5, None]}})
         self.assertIs(body["approved"], True)
         self.assertEqual(body["receipt"], legacy_receipt(body["id"], body["result"]))
+
+    def test_ids_are_uuid4_and_ordered_by_time(self):
+        # Every attempt's id (an execution's and a denial's) is a version-4
+        # UUID whose first 48 bits are its time in milliseconds, so ids made
+        # later sort later: the receipts' exec_id index grows at its end
+        # (docs/performance.md).  The other 74 bits stay random.
+        uuid4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+        ids = []
+        for i in range(6):
+            before_ms = int(time.time() * 1000)
+            if i % 2:
+                r = self.srv.execute("no-such-action", {}, nonce="ids-%d" % i)
+                self.assertEqual(r.status, 400, r)
+            else:
+                r = self.srv.execute("echo", {"i": i}, nonce="ids-%d" % i)
+                self.assertEqual(r.status, 200, r)
+            after_ms = int(time.time() * 1000)
+            exec_id = r.json()["id"]
+            self.assertRegex(exec_id, uuid4)
+            self.assertEqual(r.json()["signed_receipt"]["receipt"]["exec_id"], exec_id)
+            made_ms = int(exec_id.replace("-", "")[:12], 16)
+            self.assertTrue(before_ms - 1 <= made_ms <= after_ms + 1,
+                            (before_ms, made_ms, after_ms))
+            ids.append(exec_id)
+            time.sleep(0.003)
+        self.assertEqual(ids, sorted(ids))
+        self.assertEqual(len(set(id_[15:] for id_ in ids)), len(ids), "random tails repeat")
 
     def test_payload_missing_or_null_is_empty_object(self):
         for nonce, payload in (("p-missing", None), ("p-null", "null")):
