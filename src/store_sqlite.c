@@ -109,6 +109,22 @@ static const char *const MIGRATIONS[] = {
     ") WITHOUT ROWID;"
     "INSERT INTO checkpoints(log_id, size, note)"
     " SELECT log_id, checkpoint_size, checkpoint FROM logs WHERE checkpoint IS NOT NULL;",
+    /* 2 -> 3: tree nodes keyed by the leaf whose append completed them
+     * (leaf = ((idx + 1) << level) - 1), so the nodes of one batch are
+     * adjacent in the B-tree: a commit writes them into a page or two at
+     * its end instead of into one page per tree level (docs/performance.md).
+     * SQL_GET_NODE and W_INSERT_NODE map (level, idx) to the key. */
+    "CREATE TABLE tlog_nodes_v3 ("
+    "  log_id INTEGER NOT NULL,"
+    "  leaf INTEGER NOT NULL,"
+    "  level INTEGER NOT NULL,"
+    "  hash BLOB NOT NULL,"
+    "  PRIMARY KEY (log_id, leaf, level)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO tlog_nodes_v3(log_id, leaf, level, hash)"
+    " SELECT log_id, ((idx + 1) << level) - 1, level, hash FROM tlog_nodes ORDER BY 1, 2, 3;"
+    "DROP TABLE tlog_nodes;"
+    "ALTER TABLE tlog_nodes_v3 RENAME TO tlog_nodes;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -172,8 +188,9 @@ static int migrate(sqlite3 *db, int from, char *why, size_t why_len)
 
     if (from == SCHEMA_VERSION)
         return 0;
-    /* An upgrade may copy a table (1 -> 2 copies executions: about half a
-     * minute per million on a small VM); say why the server is not ready. */
+    /* An upgrade may copy a table (1 -> 2 copies executions, 2 -> 3 the
+     * tree nodes: about half a minute per million rows on a small VM); say
+     * why the server is not ready. */
     if (from > 0)
         oe_log("info", "store: upgrading the database schema from version %d to %d", from,
                SCHEMA_VERSION);
@@ -235,7 +252,10 @@ enum {
 #define SQL_FIND_EXECUTION                                                                         \
     "SELECT exec_id, action_hash, approval_id, state, status, response, tree_size, tree_root,"     \
     " result_sha256, error, action FROM executions WHERE nonce = ?1"
-#define SQL_GET_NODE "SELECT hash FROM tlog_nodes WHERE log_id = ?1 AND level = ?2 AND idx = ?3"
+/* Nodes are addressed by (level, idx) and keyed by the leaf that completed
+ * them (schema 3). */
+#define SQL_GET_NODE                                                                               \
+    "SELECT hash FROM tlog_nodes WHERE log_id = ?1 AND leaf = ((?3 + 1) << ?2) - 1 AND level = ?2"
 #define SQL_FIND_LOG                                                                               \
     "SELECT log_id, public_key, lease_holder, lease_expires_us, checkpoint, checkpoint_size"       \
     " FROM logs WHERE origin = ?1"
@@ -259,7 +279,8 @@ static const char *const WRITER_SQL[W_COUNT] = {
                    " tree_root = ?4, status = ?5, result_sha256 = ?6, error = ?7"
                    " WHERE nonce = ?1",
     [W_INSERT_RECEIPT] = "INSERT INTO receipts(log_id, seq, exec_id, body) VALUES (?1, ?2, ?3, ?4)",
-    [W_INSERT_NODE] = "INSERT INTO tlog_nodes(log_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)",
+    [W_INSERT_NODE] = "INSERT INTO tlog_nodes(log_id, leaf, level, hash)"
+                      " VALUES (?1, ((?3 + 1) << ?2) - 1, ?2, ?4)",
     [W_FIND_EXECUTION] = SQL_FIND_EXECUTION,
     [W_GET_NODE] = SQL_GET_NODE,
     [W_FIND_LOG] = SQL_FIND_LOG,

@@ -1632,13 +1632,16 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
         d = self.workdir()
         nonce = "old-schema-" + uuid.uuid4().hex
         with Server(workdir=d, env={"OPENEXEC_LOG_ORIGIN": "example.com/log-a"}) as srv:
-            srv.execute("echo", {"warm": 1})
+            for i in range(5):
+                srv.execute("echo", {"warm": i})
             first = srv.execute("echo", {"v": 1}, nonce=nonce)
             self.assertEqual(first.status, 200, first)
+            old_head = checkpoint(srv)
             self.assertEqual(srv.stop(), 0)
         downgrade_to_schema_1(d)
         with Server(workdir=d, env={"OPENEXEC_LOG_ORIGIN": "example.com/log-b"}) as srv:
-            self.assertIn("upgraded from version 1 to 2", srv.log())
+            latest = 3 if harness.default_db_url(d).startswith("sqlite:") else 2
+            self.assertIn("upgraded from version 1 to %d" % latest, srv.log())
             pub, info = server_key(srv)
             self.assertEqual(info["origin"], "example.com/log-b")
             again = srv.execute("echo", {"v": 1}, nonce=nonce)
@@ -1648,6 +1651,14 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
             signed = again.json()["signed_receipt"]
             self.assertEqual(signed["receipt"]["log"], "example.com/log-a")
             ov.verify_signed_receipt(pub, signed)  # one key, two origins
+            # The tree nodes came through the upgrade: a fresh proof of A's
+            # entry (leaf 5 of A's 6, from the nodes of levels 0 and 2)
+            # against A's latest head still verifies.
+            fresh = srv.get("/receipts/" + first.json()["id"]).json()
+            self.assertEqual(fresh["checkpoint"], old_head)
+            self.assertEqual(fresh["inclusion"]["size"], 6)
+            self.assertEqual(len(fresh["inclusion"]["hashes"]), 2)
+            ov.verify_signed_receipt(pub, fresh)
             # The replay itself is an entry of B's log, whose head is B's.
             cp = ov.parse_checkpoint(checkpoint(srv), pub)
             self.assertEqual((cp.origin, cp.size), ("example.com/log-b", 1))
@@ -1656,13 +1667,22 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
 
 def downgrade_to_schema_1(directory):
     """Turns the stopped server's database of directory back into schema 1:
-    no checkpoints table (the logs' latest heads stay on their rows), and
-    on PostgreSQL the unique constraint on executions.exec_id back."""
+    no checkpoints table (the logs' latest heads stay on their rows); on
+    SQLite tree nodes keyed by (level, idx) again, on PostgreSQL the unique
+    constraint on executions.exec_id back."""
     url = harness.default_db_url(directory)
     if url.startswith("sqlite:///"):
         import sqlite3
         db = sqlite3.connect(url[len("sqlite:///"):])
-        db.executescript("DROP TABLE checkpoints; PRAGMA user_version = 1;")
+        db.executescript(
+            "DROP TABLE checkpoints;"
+            " CREATE TABLE tlog_nodes_v1 (log_id INTEGER NOT NULL, level INTEGER NOT NULL,"
+            " idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (log_id, level, idx))"
+            " WITHOUT ROWID;"
+            " INSERT INTO tlog_nodes_v1 SELECT log_id, level, ((leaf + 1) >> level) - 1, hash"
+            " FROM tlog_nodes;"
+            " DROP TABLE tlog_nodes; ALTER TABLE tlog_nodes_v1 RENAME TO tlog_nodes;"
+            " PRAGMA user_version = 1;")
         db.close()
     else:
         harness.psql(url, "DROP TABLE checkpoints;"
