@@ -17,10 +17,13 @@
  * use is refused by the database itself, inside the transaction that would
  * record the second execution.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -291,7 +294,8 @@ static const char *const WRITER_SQL[W_COUNT] = {
         "UPDATE logs SET lease_expires_us = 0 WHERE log_id = ?1 AND lease_holder = ?2",
     [W_LOG_SIZE] = "SELECT COALESCE(MAX(seq) + 1, 0) FROM receipts WHERE log_id = ?1",
     [W_SAVE_CHECKPOINT] = "UPDATE logs SET checkpoint = ?2, checkpoint_size = ?3 WHERE log_id = ?1",
-    [W_KEEP_CHECKPOINT] = "INSERT OR IGNORE INTO checkpoints(log_id, size, note) VALUES (?1, ?3, ?2)",
+    [W_KEEP_CHECKPOINT] =
+        "INSERT OR IGNORE INTO checkpoints(log_id, size, note) VALUES (?1, ?3, ?2)",
     [W_PROBE] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', ?1)",
     [W_MARK_UNKNOWN] = "UPDATE executions SET state = 2 WHERE state = 0 AND claimed_by = ?1",
 };
@@ -309,11 +313,171 @@ static const char *const READER_SQL[R_COUNT] = {
                           " WHERE l.origin = ?1 AND c.size = ?2",
 };
 
+typedef struct checkpointer checkpointer;
+
 typedef struct sqlite_conn {
     sqlite3 *db;
     size_t count;
     sqlite3_stmt *st[W_COUNT];
+    checkpointer *ckpt; /* the writer's; NULL on readers */
 } sqlite_conn;
+
+/* ---- WAL checkpoints in the background ---------------------------------------
+ *
+ * A checkpoint copies the WAL's pages into the database file and fsyncs it.
+ * Left to SQLite (wal_autocheckpoint), the commit that pushes the WAL past
+ * 1,000 pages does that work itself, and the answers of that commit and of
+ * every request queued behind it wait: that stall was the p99 of every
+ * benchmark scenario (docs/performance.md).  So the writer's connection
+ * never checkpoints on its own; a thread with its own connection runs
+ * PASSIVE checkpoints (they take no lock a committing writer waits for)
+ * whenever CHECKPOINT_MIN_FRAMES pages wait to be copied.
+ *
+ * The WAL is reused from its start only when a write transaction begins with
+ * every frame copied, which a busy writer never lets the background thread
+ * see.  So once the WAL holds WAL_RESTART_FRAMES, the writer checkpoints
+ * after its commit itself; the background thread has copied all but the
+ * last few commits by then, so that costs the writer little, and the next
+ * transaction starts the WAL over.  The same rule bounds the WAL when the
+ * background thread fails or falls behind.
+ *
+ * Durability does not depend on any of this: commits are fsynced in the WAL
+ * (synchronous=FULL); a checkpoint copies committed pages and fsyncs the
+ * database file before it lets the WAL be reused. */
+#define CHECKPOINT_MIN_FRAMES 128
+#define WAL_RESTART_FRAMES 4096
+#define CHECKPOINT_IDLE_MS 1000 /* also copies a quiet tail now and then */
+#define CHECKPOINT_RETRY_MS 100 /* after an error */
+
+struct checkpointer {
+    sqlite3 *db;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int frames; /* in the WAL at the writer's last commit */
+    int copied; /* of those, copied by the last pass (0 after a restart) */
+    int stop;
+    int failing; /* the last pass failed: log once, not per pass */
+};
+
+static void deadline_in_ms(struct timespec *ts, long ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void *checkpointer_main(void *arg)
+{
+    checkpointer *c = arg;
+    struct timespec until;
+    long wait_ms = CHECKPOINT_IDLE_MS;
+
+    pthread_mutex_lock(&c->lock);
+    while (!c->stop) {
+        int log_frames = 0, copied = 0, rc;
+
+        if (c->frames - c->copied < CHECKPOINT_MIN_FRAMES || wait_ms == CHECKPOINT_RETRY_MS) {
+            /* Woken by the writer with work, or timed out: a pass either
+             * way (the timeout copies a quiet tail, or retries). */
+            deadline_in_ms(&until, wait_ms);
+            if (pthread_cond_timedwait(&c->wake, &c->lock, &until) != ETIMEDOUT &&
+                (c->stop || c->frames - c->copied < CHECKPOINT_MIN_FRAMES))
+                continue;
+        }
+        pthread_mutex_unlock(&c->lock);
+        rc =
+            sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied);
+        pthread_mutex_lock(&c->lock);
+        if (rc == SQLITE_OK || rc == SQLITE_BUSY) {
+            /* BUSY: the writer is checkpointing; its pass counts as ours. */
+            if (rc == SQLITE_OK && log_frames >= 0 && copied >= 0)
+                c->copied = copied <= c->frames ? copied : c->frames;
+            if (c->failing)
+                oe_log("info", "store: background checkpoints work again");
+            c->failing = 0;
+            wait_ms = CHECKPOINT_IDLE_MS;
+        } else {
+            if (!c->failing)
+                oe_log("warn", "store: background checkpoint failed (%s); retrying",
+                       sqlite3_errstr(rc));
+            c->failing = 1;
+            wait_ms = CHECKPOINT_RETRY_MS;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* The writer's WAL hook, after each commit (in place of SQLite's
+ * autocheckpoint). */
+static int after_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    checkpointer *c = arg;
+
+    if (frames >= WAL_RESTART_FRAMES)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    pthread_mutex_lock(&c->lock);
+    if (frames < c->frames || frames >= WAL_RESTART_FRAMES)
+        c->copied = 0; /* the WAL started over, or is about to */
+    c->frames = frames;
+    if (frames - c->copied >= CHECKPOINT_MIN_FRAMES)
+        pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    return SQLITE_OK;
+}
+
+static void checkpointer_stop(checkpointer *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->stop = 1;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    pthread_join(c->thread, NULL);
+    sqlite3_close(c->db);
+    pthread_cond_destroy(&c->wake);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* Starts the background checkpoints of the writer's database. */
+static int checkpointer_start(sqlite_conn *w, const char *path, char *why, size_t why_len)
+{
+    checkpointer *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        snprintf(why, why_len, "out of memory");
+        return -1;
+    }
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        exec_sql(c->db, "PRAGMA synchronous=FULL", why, why_len) != 0) {
+        if (c->db != NULL && why[0] == '\0')
+            snprintf(why, why_len, "checkpoint connection: %s", sqlite3_errmsg(c->db));
+        sqlite3_close(c->db);
+        free(c);
+        return -1;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->wake, NULL);
+    if (pthread_create(&c->thread, NULL, checkpointer_main, c) != 0) {
+        snprintf(why, why_len, "cannot start the checkpoint thread");
+        pthread_cond_destroy(&c->wake);
+        pthread_mutex_destroy(&c->lock);
+        sqlite3_close(c->db);
+        free(c);
+        return -1;
+    }
+    w->ckpt = c;
+    sqlite3_wal_hook(w->db, after_commit, c);
+    return 0;
+}
 
 static int prepare_all(sqlite_conn *c, const char *const *sql, size_t n, char *why, size_t why_len)
 {
@@ -337,6 +501,9 @@ static void close_conn(void *p)
 
     if (c == NULL)
         return;
+    if (c->ckpt != NULL)
+        sqlite3_wal_hook(c->db, NULL, NULL);
+    checkpointer_stop(c->ckpt);
     for (i = 0; i < c->count; i++)
         sqlite3_finalize(c->st[i]);
     sqlite3_close(c->db);
@@ -368,7 +535,8 @@ static void *open_writer(const oe_config *cfg, char *why, size_t why_len)
     if (exec_sql(w->db, "PRAGMA journal_mode=WAL", err, sizeof(err)) != 0 ||
         exec_sql(w->db, "PRAGMA synchronous=FULL", err, sizeof(err)) != 0 ||
         migrate(w->db, version, err, sizeof(err)) != 0 ||
-        prepare_all(w, WRITER_SQL, W_COUNT, err, sizeof(err)) != 0)
+        prepare_all(w, WRITER_SQL, W_COUNT, err, sizeof(err)) != 0 ||
+        checkpointer_start(w, cfg->sqlite_path, err, sizeof(err)) != 0)
         goto fail;
     return w;
 
