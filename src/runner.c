@@ -64,6 +64,7 @@ runner *runner_create(int threads, int capacity)
     for (i = 0; i < threads; i++) {
         if (pthread_create(&r->threads[i], NULL, worker, r) != 0)
             break;
+        pthread_setname_np(r->threads[i], "oe-action");
         r->nthreads++;
     }
     if (r->nthreads == 0) {

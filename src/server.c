@@ -1069,6 +1069,16 @@ static void report_start(oe_server *srv, int ok)
  * keeps its buffer allocators per thread, and a loop built on one thread
  * but run on another frees into the wrong one (seen as use-after-free under
  * load).  Everything the loop owns is also disposed here. */
+/* Threads carry names, for top -H, perf and gdb. */
+static void name_loop_thread(pthread_t thread, int index)
+{
+    char name[32];
+
+    snprintf(name, sizeof(name), "oe-loop-%d", index);
+    name[15] = '\0'; /* the kernel's limit */
+    pthread_setname_np(thread, name);
+}
+
 static void *worker_main(void *arg)
 {
     oe_worker *w = arg;
@@ -1282,6 +1292,7 @@ int server_run(const oe_config *cfg)
             oe_log("error", "cannot start worker thread");
             break;
         }
+        name_loop_thread(srv.workers[started].thread, started);
     }
     pthread_mutex_lock(&srv.start_lock);
     while (srv.started_ok + srv.started_failed < started)

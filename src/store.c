@@ -806,6 +806,7 @@ int store_open(const oe_config *cfg, const store_log_identity *id, store **out, 
         snprintf(why, why_len, "cannot start the writer thread");
         goto fail;
     }
+    pthread_setname_np(st->writer, "oe-writer"); /* for top -H and perf */
     *out = st;
     return 0;
 

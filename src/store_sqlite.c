@@ -474,6 +474,7 @@ static int checkpointer_start(sqlite_conn *w, const char *path, char *why, size_
         free(c);
         return -1;
     }
+    pthread_setname_np(c->thread, "oe-checkpoint");
     w->ckpt = c;
     sqlite3_wal_hook(w->db, after_commit, c);
     return 0;
