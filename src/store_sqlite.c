@@ -375,18 +375,20 @@ static void *checkpointer_main(void *arg)
 {
     checkpointer *c = arg;
     struct timespec until;
-    long wait_ms = CHECKPOINT_IDLE_MS;
 
     pthread_mutex_lock(&c->lock);
     while (!c->stop) {
-        int log_frames = 0, copied = 0, rc;
+        int log_frames = 0, copied = 0, rc, woken;
 
-        if (c->frames - c->copied < CHECKPOINT_MIN_FRAMES || wait_ms == CHECKPOINT_RETRY_MS) {
-            /* Woken by the writer with work, or timed out: a pass either
-             * way (the timeout copies a quiet tail, or retries). */
-            deadline_in_ms(&until, wait_ms);
-            if (pthread_cond_timedwait(&c->wake, &c->lock, &until) != ETIMEDOUT &&
-                (c->stop || c->frames - c->copied < CHECKPOINT_MIN_FRAMES))
+        if (c->failing || c->frames - c->copied < CHECKPOINT_MIN_FRAMES) {
+            /* Until the writer reports work; a timeout copies a quiet tail,
+             * or retries after a failure. */
+            deadline_in_ms(&until, c->failing ? CHECKPOINT_RETRY_MS : CHECKPOINT_IDLE_MS);
+            woken = pthread_cond_timedwait(&c->wake, &c->lock, &until) != ETIMEDOUT;
+            if (c->stop)
+                break;
+            if (woken ? c->frames - c->copied < CHECKPOINT_MIN_FRAMES
+                      : c->frames == c->copied && !c->failing)
                 continue;
         }
         pthread_mutex_unlock(&c->lock);
@@ -400,13 +402,11 @@ static void *checkpointer_main(void *arg)
             if (c->failing)
                 oe_log("info", "store: background checkpoints work again");
             c->failing = 0;
-            wait_ms = CHECKPOINT_IDLE_MS;
         } else {
             if (!c->failing)
                 oe_log("warn", "store: background checkpoint failed (%s); retrying",
                        sqlite3_errstr(rc));
             c->failing = 1;
-            wait_ms = CHECKPOINT_RETRY_MS;
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -431,6 +431,14 @@ static int after_commit(void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
+static void checkpointer_free(checkpointer *c)
+{
+    sqlite3_close(c->db);
+    pthread_cond_destroy(&c->wake);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
 static void checkpointer_stop(checkpointer *c)
 {
     if (c == NULL)
@@ -440,10 +448,7 @@ static void checkpointer_stop(checkpointer *c)
     pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->lock);
     pthread_join(c->thread, NULL);
-    sqlite3_close(c->db);
-    pthread_cond_destroy(&c->wake);
-    pthread_mutex_destroy(&c->lock);
-    free(c);
+    checkpointer_free(c);
 }
 
 /* Starts the background checkpoints of the writer's database. */
@@ -455,23 +460,19 @@ static int checkpointer_start(sqlite_conn *w, const char *path, char *why, size_
         snprintf(why, why_len, "out of memory");
         return -1;
     }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->wake, NULL);
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
         exec_sql(c->db, "PRAGMA synchronous=FULL", why, why_len) != 0) {
         if (c->db != NULL && why[0] == '\0')
             snprintf(why, why_len, "checkpoint connection: %s", sqlite3_errmsg(c->db));
-        sqlite3_close(c->db);
-        free(c);
+        checkpointer_free(c);
         return -1;
     }
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->wake, NULL);
     if (pthread_create(&c->thread, NULL, checkpointer_main, c) != 0) {
         snprintf(why, why_len, "cannot start the checkpoint thread");
-        pthread_cond_destroy(&c->wake);
-        pthread_mutex_destroy(&c->lock);
-        sqlite3_close(c->db);
-        free(c);
+        checkpointer_free(c);
         return -1;
     }
     pthread_setname_np(c->thread, "oe-checkpoint");

@@ -62,8 +62,8 @@ def rows_in_database_file(db_path, scratch):
     try:
         db = sqlite3.connect(copy)
         try:
-            return db.execute("SELECT count(*) FROM executions"
-                              " WHERE substr(nonce, 1, 6) = x'62757273742d'").fetchone()[0]
+            return db.execute("SELECT count(*) FROM executions WHERE substr(nonce, 1, 6) = ?",
+                              (b"burst-",)).fetchone()[0]
         finally:
             db.close()
     except sqlite3.DatabaseError:
