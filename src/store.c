@@ -103,9 +103,42 @@ void store_execution_free(store_execution *ex)
 {
     free(ex->approval_id);
     free(ex->response);
+    free(ex->receipt);
     ex->approval_id = NULL;
     ex->response = NULL;
     ex->response_len = 0;
+    ex->receipt = NULL;
+    ex->receipt_len = 0;
+}
+
+/* A row that keeps only its answer's head (store_execution.receipt): the
+ * prefix the first answer had is that head, then the receipt, then its
+ * inclusion proof at the tree size the answer was proven against.  Proofs
+ * use only perfect subtrees, which never change once written, so the
+ * rebuilt bytes are the first answer's bytes however much the log grew. */
+static int expand_response(store_execution *ex, tlog_node_fn get, void *ctx)
+{
+    uint8_t proof[TLOG_MAX_PROOF][32];
+    size_t count;
+    oe_buf b;
+
+    if (ex->receipt == NULL)
+        return 0;
+    if (tlog_inclusion_proof(get, ctx, ex->receipt_seq, ex->tree_size, proof, &count) != 0)
+        return -1;
+    oe_buf_init(&b, ex->response_len + ex->receipt_len + 128 + count * 48);
+    oe_buf_append(&b, ex->response, ex->response_len);
+    if (receipt_append_signed_head(&b, ex->receipt, ex->receipt_len, ex->receipt_seq,
+                                   ex->tree_size, (const uint8_t(*)[32])proof, count) != 0) {
+        oe_buf_free(&b);
+        return -1;
+    }
+    free(ex->response);
+    free(ex->receipt);
+    ex->receipt = NULL;
+    ex->receipt_len = 0;
+    ex->response = oe_buf_detach(&b, &ex->response_len);
+    return ex->response != NULL ? 0 : -1;
 }
 
 /* ---- signed notes -------------------------------------------------------- */
@@ -342,6 +375,13 @@ static int renew_lease(store *st)
     return 0;
 }
 
+/* Node source for proofs over one log, inside the writer's transaction. */
+typedef struct writer_log {
+    store *st;
+    int64_t log_id;
+} writer_log;
+static int writer_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32]);
+
 /* Applies one item: the claim (executions), then its receipt and nodes. */
 static int apply_item(store *st, store_item *item, batch_nodes *bn, oe_buf *rendered)
 {
@@ -384,8 +424,12 @@ static int finish_item(store *st, store_item *item, batch_nodes *bn, const uint8
          * (items finish in claim order): read it again. */
         store_execution_free(&item->existing);
         memset(&item->existing, 0, sizeof(item->existing));
+        writer_log wl = {st, 0};
         if (st->ops->find_execution_w(st->writer_db, item->nonce, item->nonce_len,
                                       &item->existing) != STORE_OK)
+            return -1;
+        wl.log_id = item->existing.receipt_log;
+        if (expand_response(&item->existing, writer_node, &wl) != 0)
             return -1;
     }
     if (item->replay_of != NULL) {
@@ -404,7 +448,7 @@ static int finish_item(store *st, store_item *item, batch_nodes *bn, const uint8
         return -1;
     if ((item->kind == STORE_ITEM_EXECUTION || item->kind == STORE_ITEM_FINISH) &&
         item->result == STORE_COMMITTED)
-        return st->ops->complete(st->writer_db, item);
+        return st->ops->complete(st->writer_db, item, st->log_id);
     return 0;
 }
 
@@ -417,7 +461,6 @@ static size_t batch_length(const store_item *batch)
     return n;
 }
 
-static int writer_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32]);
 
 /* A failed batch may have committed after all: with PostgreSQL the
  * connection can break while COMMIT is on its way, and then nobody may be
@@ -437,7 +480,7 @@ static int resync_log(store *st)
     if (st->ops->begin(st->writer_db) != 0)
         return -1;
     if (st->ops->take_lease(st->writer_db, &lease, &log_id, &size, why, sizeof(why)) != 0 ||
-        size < before || tlog_frontier_load(&st->frontier, size, writer_node, st) != 0 ||
+        size < before || tlog_frontier_load(&st->frontier, size, writer_node, &(writer_log){st, st->log_id}) != 0 ||
         st->ops->commit(st->writer_db) != 0) {
         st->ops->rollback(st->writer_db);
         if (size < before)
@@ -697,9 +740,9 @@ static void *writer_main(void *arg)
 
 static int writer_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32])
 {
-    store *st = ctx;
+    const writer_log *wl = ctx;
 
-    return st->ops->get_node_w(st->writer_db, st->log_id, level, index, out);
+    return wl->st->ops->get_node_w(wl->st->writer_db, wl->log_id, level, index, out);
 }
 
 /* Refuses a database behind the last checkpoint this key signed. */
@@ -768,7 +811,7 @@ static int open_log(store *st, const store_log_identity *id, char *why, size_t w
                    "outcome is unknown (see openexec pending)",
                    (long long)cut);
     }
-    if (tlog_frontier_load(&st->frontier, size, writer_node, st) != 0) {
+    if (tlog_frontier_load(&st->frontier, size, writer_node, &(writer_log){st, st->log_id}) != 0) {
         snprintf(why, why_len, "log %s: the stored tree of %llu entries is incomplete", st->origin,
                  (unsigned long long)size);
         return -1;
@@ -911,6 +954,13 @@ int store_find_execution(store_reader *rd, const char *nonce, size_t nonce_len,
 
     memset(out, 0, sizeof(*out));
     rc = st->ops->find_execution(rd->rd, nonce, nonce_len, out);
+    if (rc == STORE_OK) {
+        store_node_ctx nodes = {rd, out->receipt_log};
+        if (expand_response(out, store_get_node, &nodes) != 0) {
+            store_execution_free(out);
+            rc = STORE_ERROR;
+        }
+    }
     if (rc == STORE_ERROR && atomic_exchange(&st->writable, 0)) {
         /* The lookup every request starts with failed (PostgreSQL went
          * away, say): say so on /health and /ready now, and have the writer

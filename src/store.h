@@ -64,6 +64,15 @@ typedef struct store_execution {
     char result_sha256[65]; /* "" when none */
     char error[48];         /* stable code of the first answer, "" when none */
     char action[129];
+    /* A backend may keep only the answer's head (SQLite, schema 4): then
+     * response is that head, and receipt (malloc'd), receipt_log and
+     * receipt_seq name the attempt's receipt; store.c rebuilds the prefix
+     * from it and its inclusion proof at tree_size before anyone sees it.
+     * Callers of store.h always get receipt == NULL. */
+    char *receipt;
+    size_t receipt_len;
+    int64_t receipt_log;
+    uint64_t receipt_seq;
 } store_execution;
 
 void store_execution_free(store_execution *ex);

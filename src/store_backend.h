@@ -64,8 +64,10 @@ typedef struct store_backend_ops {
     int (*mark_unknown)(void *db, const char *claimed_by, int64_t *count);
     /* Reads an execution by nonce inside the writer's transaction. */
     int (*find_execution_w)(void *db, const char *nonce, size_t nonce_len, store_execution *out);
-    /* Records the answer prefix of a claimed execution. */
-    int (*complete)(void *db, const store_item *item);
+    /* Records the answer of a claimed execution: item->prefix, or (to
+     * write less) item->head and the receipt's place, log_id and
+     * item->seq, from which store.c rebuilds the prefix (store_execution). */
+    int (*complete)(void *db, const store_item *item, int64_t log_id);
     int (*append_receipt)(void *db, int64_t log_id, uint64_t seq, const char *exec_id,
                           const char *body, size_t len);
     int (*put_node)(void *db, int64_t log_id, unsigned level, uint64_t index,

@@ -1582,10 +1582,14 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
     return 0;
 }
 
-static int writer_complete(void *p, const store_item *item)
+/* PostgreSQL keeps the whole prefix: rebuilding it would cost a replay a
+ * round trip per proof node. */
+static int writer_complete(void *p, const store_item *item, int64_t log_id)
 {
     pg_link *l = &((pg_writer *)p)->link;
     pg_params q = {0};
+
+    (void)log_id;
 
     p_bytes(&q, item->nonce, item->nonce_len);
     p_bytes(&q, item->prefix.data ? item->prefix.data : "", item->prefix.len);

@@ -128,6 +128,13 @@ static const char *const MIGRATIONS[] = {
     " SELECT log_id, ((idx + 1) << level) - 1, level, hash FROM tlog_nodes ORDER BY 1, 2, 3;"
     "DROP TABLE tlog_nodes;"
     "ALTER TABLE tlog_nodes_v3 RENAME TO tlog_nodes;",
+    /* 3 -> 4: an answer is stored as its head and the place of its receipt
+     * (receipt_log, receipt_seq); the receipt and its inclusion proof, two
+     * thirds of the bytes, are in the log already, and store.c rebuilds
+     * the prefix from them (docs/storage.md).  Rows of older versions keep
+     * the whole prefix and NULL here. */
+    "ALTER TABLE executions ADD COLUMN receipt_log INTEGER;"
+    "ALTER TABLE executions ADD COLUMN receipt_seq INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -253,8 +260,10 @@ enum {
 };
 
 #define SQL_FIND_EXECUTION                                                                         \
-    "SELECT exec_id, action_hash, approval_id, state, status, response, tree_size, tree_root,"     \
-    " result_sha256, error, action FROM executions WHERE nonce = ?1"
+    "SELECT e.exec_id, e.action_hash, e.approval_id, e.state, e.status, e.response, e.tree_size,"  \
+    " e.tree_root, e.result_sha256, e.error, e.action, e.receipt_log, e.receipt_seq, r.body"       \
+    " FROM executions e LEFT JOIN receipts r ON r.log_id = e.receipt_log AND r.seq = e.receipt_seq" \
+    " WHERE e.nonce = ?1"
 /* Nodes are addressed by (level, idx) and keyed by the leaf that completed
  * them (schema 3). */
 #define SQL_GET_NODE                                                                               \
@@ -279,8 +288,8 @@ static const char *const WRITER_SQL[W_COUNT] = {
         "INSERT OR IGNORE INTO approvals_used(message_sha256, approval_id, nonce, used_us)"
         " VALUES (?1, ?2, ?3, ?4)",
     [W_COMPLETE] = "UPDATE executions SET state = 1, response = ?2, tree_size = ?3,"
-                   " tree_root = ?4, status = ?5, result_sha256 = ?6, error = ?7"
-                   " WHERE nonce = ?1",
+                   " tree_root = ?4, status = ?5, result_sha256 = ?6, error = ?7,"
+                   " receipt_log = ?8, receipt_seq = ?9 WHERE nonce = ?1",
     [W_INSERT_RECEIPT] = "INSERT INTO receipts(log_id, seq, exec_id, body) VALUES (?1, ?2, ?3, ?4)",
     [W_INSERT_NODE] = "INSERT INTO tlog_nodes(log_id, leaf, level, hash)"
                       " VALUES (?1, ((?3 + 1) << ?2) - 1, ?2, ?4)",
@@ -626,6 +635,26 @@ static int read_execution(sqlite3_stmt *st, store_execution *out)
     copy_text(out->result_sha256, sizeof(out->result_sha256), st, 8);
     copy_text(out->error, sizeof(out->error), st, 9);
     copy_text(out->action, sizeof(out->action), st, 10);
+    if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+        /* A schema-4 row; its receipt was written in the same transaction. */
+        out->receipt_log = sqlite3_column_int64(st, 11);
+        out->receipt_seq = (uint64_t)sqlite3_column_int64(st, 12);
+        const void *body = sqlite3_column_blob(st, 13);
+        out->receipt_log = sqlite3_column_int64(st, 11);
+        out->receipt_seq = (uint64_t)sqlite3_column_int64(st, 12);
+        out->receipt_len = (size_t)sqlite3_column_bytes(st, 13);
+        if (body == NULL)
+            oe_log("error", "store: execution %s names receipt %llu of log %lld, which is missing",
+                   out->exec_id, (unsigned long long)out->receipt_seq,
+                   (long long)out->receipt_log);
+        if (body == NULL || (out->receipt = malloc(out->receipt_len + 1)) == NULL) {
+            done_row(st);
+            store_execution_free(out);
+            return STORE_ERROR;
+        }
+        memcpy(out->receipt, body, out->receipt_len);
+        out->receipt[out->receipt_len] = '\0';
+    }
     if (out->response == NULL || (text != NULL && out->approval_id == NULL)) {
         done_row(st);
         store_execution_free(out);
@@ -712,13 +741,18 @@ static int writer_find_execution(void *p, const char *nonce, size_t nonce_len, s
     return read_execution(st, out);
 }
 
-static int writer_complete(void *p, const store_item *item)
+/* Stores the answer's head only (schema 4); the rest of the prefix is
+ * item->prefix's receipt and proof, rebuilt from the log on a replay. */
+static int writer_complete(void *p, const store_item *item, int64_t log_id)
 {
     sqlite_conn *w = p;
     sqlite3_stmt *st = w->st[W_COMPLETE];
 
     bind_nonce(st, 1, item->nonce, item->nonce_len);
-    sqlite3_bind_blob(st, 2, item->prefix.data, (int)item->prefix.len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, item->head.data ? item->head.data : "", (int)item->head.len,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, log_id);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)item->seq);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)item->tree_size);
     sqlite3_bind_blob(st, 4, item->tree_root, 32, SQLITE_STATIC);
     sqlite3_bind_int(st, 5, item->status);

@@ -630,6 +630,22 @@ class DemoReceiptTests(ServerCase):
         got = self.srv.get("/receipts/" + rc["exec_id"]).json()
         self.assertEqual(got["receipt"], rc)
 
+    def test_replays_after_the_log_grew_are_byte_identical(self):
+        """SQLite stores an answer's head and the place of its receipt, and
+        rebuilds the receipt and its inclusion proof on a replay: answers
+        proven against 40 different tree sizes (each side of powers of two),
+        replayed once the tree has grown past all of them, are the first
+        answers' bytes."""
+        run = uuid.uuid4().hex
+        firsts = [self.srv.execute("echo", {"grow": i}, nonce="grow-%s-%d" % (run, i))
+                  for i in range(40)]
+        for i, first in enumerate(firsts):
+            self.assertEqual(first.status, 200, first)
+            again = self.srv.execute("echo", {"grow": i}, nonce="grow-%s-%d" % (run, i))
+            self.assertEqual(again.headers.get("idempotent-replayed"), "true", again)
+            self.assertEqual(again.body, first.body, "replay of answer %d" % i)
+        ov.verify_signed_receipt(self.pub, firsts[0].json()["signed_receipt"])
+
     def test_denied_by_allow_list(self):
         r, seq = self.attempt("evil", {"x": 1}, nonce="dn-1")
         self.check_answer(r, seq, "denied", 403, "action_not_allowed", "evil", {"x": 1}, "dn-1")
@@ -1640,7 +1656,7 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
             self.assertEqual(srv.stop(), 0)
         downgrade_to_schema_1(d)
         with Server(workdir=d, env={"OPENEXEC_LOG_ORIGIN": "example.com/log-b"}) as srv:
-            latest = 3 if harness.default_db_url(d).startswith("sqlite:") else 2
+            latest = 4 if harness.default_db_url(d).startswith("sqlite:") else 2
             self.assertIn("upgraded from version 1 to %d" % latest, srv.log())
             pub, info = server_key(srv)
             self.assertEqual(info["origin"], "example.com/log-b")
@@ -1668,14 +1684,30 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
 def downgrade_to_schema_1(directory):
     """Turns the stopped server's database of directory back into schema 1:
     no checkpoints table (the logs' latest heads stay on their rows); on
-    SQLite tree nodes keyed by (level, idx) again, on PostgreSQL the unique
-    constraint on executions.exec_id back."""
+    SQLite tree nodes keyed by (level, idx) again and whole answer prefixes
+    (head, receipt, inclusion proof: rebuilt here from the receipts, by this
+    file's own Merkle code) instead of heads that name their receipt; on
+    PostgreSQL the unique constraint on executions.exec_id back."""
     url = harness.default_db_url(directory)
     if url.startswith("sqlite:///"):
         import sqlite3
         db = sqlite3.connect(url[len("sqlite:///"):])
+        for nonce, head, size, log, seq in db.execute(
+                "SELECT nonce, response, tree_size, receipt_log, receipt_seq FROM executions"
+                " WHERE receipt_seq IS NOT NULL").fetchall():
+            bodies = [bytes(b) for (b,) in db.execute(
+                "SELECT body FROM receipts WHERE log_id = ? AND seq < ? ORDER BY seq",
+                (log, size))]
+            path = ov.inclusion_path(seq, [ov.receipt_leaf_hash(json.loads(b)) for b in bodies])
+            prefix = b'%s{"receipt":%s,"inclusion":{"size":%d,"index":%d,"hashes":[%s]},' \
+                b'"checkpoint":' % (bytes(head), bodies[seq], size, seq,
+                                    b",".join(b'"%s"' % base64.b64encode(h) for h in path))
+            db.execute("UPDATE executions SET response = ? WHERE nonce = ?", (prefix, nonce))
+        db.commit()
         db.executescript(
-            "DROP TABLE checkpoints;"
+            "ALTER TABLE executions DROP COLUMN receipt_log;"
+            " ALTER TABLE executions DROP COLUMN receipt_seq;"
+            " DROP TABLE checkpoints;"
             " CREATE TABLE tlog_nodes_v1 (log_id INTEGER NOT NULL, level INTEGER NOT NULL,"
             " idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (log_id, level, idx))"
             " WITHOUT ROWID;"

@@ -127,7 +127,7 @@ static int record(void *w, const char *nonce, const unsigned char *approval_sha,
     t.item.approval_msg_sha256 = approval_sha;
     t.item.approval_id = approval_id;
     ok = ops->begin(w) == 0 && claim(w, &t) == 0 && t.item.result == STORE_COMMITTED &&
-         ops->complete(w, &t.item) == 0 && ops->commit(w) == 0;
+         ops->complete(w, &t.item, 1) == 0 && ops->commit(w) == 0;
     if (!ok)
         ops->rollback(w);
     if (exec_id)
@@ -215,7 +215,7 @@ static void test_claim_waits_for_other_writer_then_sees_its_row(void)
     pthread_create(&th, NULL, claim_thread, &c);
     sleep_ms(300);
     CHECK(!c.done); /* b waits for a's uncommitted row */
-    CHECK_INT(ops->complete(a, &ta.item), 0);
+    CHECK_INT(ops->complete(a, &ta.item, 1), 0);
     CHECK_INT(ops->commit(a), 0);
     pthread_join(th, NULL);
     CHECK_INT(c.rc, 0);
@@ -253,7 +253,7 @@ static void test_claim_goes_in_when_other_writer_rolls_back(void)
     pthread_join(th, NULL);
     CHECK_INT(c.rc, 0);
     CHECK_INT(tb.item.result, STORE_COMMITTED);
-    CHECK_INT(ops->complete(b, &tb.item), 0);
+    CHECK_INT(ops->complete(b, &tb.item, 1), 0);
     CHECK_INT(ops->commit(b), 0);
     free_item(&ta);
     free_item(&tb);
@@ -283,7 +283,7 @@ static void test_approval_used_elsewhere_undoes_only_that_item(void)
     CHECK_INT(t1.item.result, STORE_APPROVAL_USED);
     CHECK_INT(claim(b, &t2), 0);
     CHECK_INT(t2.item.result, STORE_COMMITTED);
-    CHECK_INT(ops->complete(b, &t2.item), 0);
+    CHECK_INT(ops->complete(b, &t2.item, 1), 0);
     CHECK_INT(ops->commit(b), 0);
     /* The same approval_id with another message hash is the same approval. */
     {
@@ -335,8 +335,8 @@ static void *cross_thread(void *arg)
         return NULL;
     }
     pthread_barrier_wait(x->both_hold_first);
-    if (claim(x->w, &x->t2) == 0 && ops->complete(x->w, &x->t1.item) == 0 &&
-        (x->t2.item.result != STORE_COMMITTED || ops->complete(x->w, &x->t2.item) == 0) &&
+    if (claim(x->w, &x->t2) == 0 && ops->complete(x->w, &x->t1.item, 1) == 0 &&
+        (x->t2.item.result != STORE_COMMITTED || ops->complete(x->w, &x->t2.item, 1) == 0) &&
         ops->commit(x->w) == 0)
         x->committed = 1;
     else
@@ -410,7 +410,7 @@ static void test_failing_deferred_statement_fails_the_commit(void)
     /* Completing a nonce nobody claimed changes no row: refused. */
     make_item(&t, "never-claimed", STORE_ITEM_EXECUTION);
     CHECK_INT(ops->begin(w), 0);
-    ops->complete(w, &t.item);
+    ops->complete(w, &t.item, 1);
     CHECK(ops->commit(w) != 0);
     ops->rollback(w);
     free_item(&t);
