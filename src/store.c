@@ -113,9 +113,11 @@ void store_execution_free(store_execution *ex)
 
 /* A row that keeps only its answer's head (store_execution.receipt): the
  * prefix the first answer had is that head, then the receipt, then its
- * inclusion proof at the tree size the answer was proven against.  Proofs
- * use only perfect subtrees, which never change once written, so the
- * rebuilt bytes are the first answer's bytes however much the log grew. */
+ * inclusion proof at the tree size the answer was proven against; the
+ * root of that tree is rebuilt too (such rows may be written before it is
+ * known).  Proofs and roots use only perfect subtrees, which never change
+ * once written, so the bytes are the first answer's however much the log
+ * grew since. */
 static int expand_response(store_execution *ex, tlog_node_fn get, void *ctx)
 {
     uint8_t proof[TLOG_MAX_PROOF][32];
@@ -124,7 +126,8 @@ static int expand_response(store_execution *ex, tlog_node_fn get, void *ctx)
 
     if (ex->receipt == NULL)
         return 0;
-    if (tlog_inclusion_proof(get, ctx, ex->receipt_seq, ex->tree_size, proof, &count) != 0)
+    if (tlog_inclusion_proof(get, ctx, ex->receipt_seq, ex->tree_size, proof, &count) != 0 ||
+        tlog_root(get, ctx, ex->tree_size, ex->tree_root) != 0)
         return -1;
     oe_buf_init(&b, ex->response_len + ex->receipt_len + 128 + count * 48);
     oe_buf_append(&b, ex->response, ex->response_len);
@@ -238,7 +241,10 @@ static void publish_latest(store *st, note_entry *e)
 typedef struct batch_nodes {
     store *st;
     tlog_frontier before;
-    uint64_t start, end, end_max; /* end: the head after the batch's appends */
+    /* end: the head after the batch's appends so far; end_max: after all of
+     * them (one receipt per item that is not a bare claim), known before
+     * the first so that an execution's row is written whole at its claim */
+    uint64_t start, end, end_max;
     size_t offset[65];
     uint8_t (*hash)[32];
     uint8_t *present;
@@ -247,16 +253,18 @@ typedef struct batch_nodes {
 static int batch_init(batch_nodes *bn, store *st, uint64_t count)
 {
     size_t total = 0;
+    uint64_t last;
     unsigned level;
 
     bn->st = st;
     bn->before = st->frontier;
     bn->start = st->frontier.size;
     bn->end = bn->start;
-    bn->end_max = bn->start + count; /* at most one receipt per item */
+    bn->end_max = bn->start + count;
+    last = bn->start + (count > 0 ? count - 1 : 0); /* a batch of bare claims has no leaf */
     for (level = 0; level < 64; level++) {
         bn->offset[level] = total;
-        total += (size_t)(((bn->end_max - 1) >> level) - (bn->start >> level) + 1);
+        total += (size_t)((last >> level) - (bn->start >> level) + 1);
     }
     bn->offset[64] = total;
     bn->hash = malloc(total * 32);
@@ -274,7 +282,8 @@ static int batch_slot(const batch_nodes *bn, unsigned level, uint64_t index, siz
 {
     uint64_t base = bn->start >> level;
 
-    if (level >= 64 || index < base || index > (bn->end_max - 1) >> level)
+    if (level >= 64 || bn->end_max == bn->start || index < base ||
+        index > (bn->end_max - 1) >> level)
         return -1;
     *slot = bn->offset[level] + (size_t)(index - base);
     return 0;
@@ -390,9 +399,10 @@ static int apply_item(store *st, store_item *item, batch_nodes *bn, oe_buf *rend
 
     item->result = STORE_COMMITTED;
     item->seq = seq;
+    item->tree_size = bn->end_max; /* what this item's answer is proven against */
     if (item->kind == STORE_ITEM_EXECUTION || item->kind == STORE_ITEM_CLAIM) {
         if (st->ops->claim(st->writer_db, item, item->receipt.exec_id, item->receipt.action,
-                           st->origin) != 0)
+                           st->origin, st->log_id) != 0)
             return -1;
         if (item->result != STORE_COMMITTED)
             item->on_conflict(item); /* makes it an attempt with its own receipt */
@@ -452,12 +462,14 @@ static int finish_item(store *st, store_item *item, batch_nodes *bn, const uint8
     return 0;
 }
 
-static size_t batch_length(const store_item *batch)
+static size_t batch_length(const store_item *batch, size_t *receipts)
 {
     size_t n = 0;
 
-    for (; batch != NULL; batch = batch->next)
-        n++;
+    *receipts = 0;
+    for (; batch != NULL; batch = batch->next, n++)
+        if (batch->kind != STORE_ITEM_CLAIM)
+            ++*receipts;
     return n;
 }
 
@@ -502,7 +514,7 @@ static int resync_log(store *st)
 
 static int run_batch(store *st, store_item *batch, note_entry *signed_head)
 {
-    size_t count = batch_length(batch), i;
+    size_t receipts, count = batch_length(batch, &receipts), i;
     oe_buf *rendered = NULL;
     batch_nodes bn;
     uint8_t root[32];
@@ -511,7 +523,7 @@ static int run_batch(store *st, store_item *batch, note_entry *signed_head)
 
     if (st->resync && resync_log(st) != 0)
         return -1;
-    if (batch_init(&bn, st, count) != 0 || (rendered = calloc(count, sizeof(*rendered))) == NULL)
+    if (batch_init(&bn, st, receipts) != 0 || (rendered = calloc(count, sizeof(*rendered))) == NULL)
         goto out;
     for (i = 0; i < count; i++)
         oe_buf_init(&rendered[i], 64 * 1024);
@@ -527,6 +539,11 @@ static int run_batch(store *st, store_item *batch, note_entry *signed_head)
         if (apply_item(st, item, &bn, &rendered[i]) != 0)
             goto fail;
     bn.end = st->frontier.size;
+    if (bn.end != bn.end_max) {
+        oe_log("error", "store: a batch appended %llu receipts, not the %zu planned",
+               (unsigned long long)(bn.end - bn.start), receipts);
+        goto fail;
+    }
     tlog_frontier_root(&st->frontier, root);
     for (item = batch, i = 0; item != NULL; item = item->next, i++)
         if (finish_item(st, item, &bn, root, rendered[i].data, rendered[i].len) != 0)

@@ -55,10 +55,13 @@ typedef struct store_backend_ops {
     int (*commit)(void *db);
     void (*rollback)(void *db);
     /* Claims the nonce for an execution item and uses up its approval, in a
-     * savepoint; sets item->result (and item->existing when taken).
-     * Returns -1 only for database failures. */
+     * savepoint; sets item->result (and item->existing when taken).  A
+     * backend that stores answers as head + receipt place (see complete)
+     * may write an EXECUTION item's row whole here: item->seq, tree_size
+     * and head are final, and its receipt goes to log_id.  Returns -1 only
+     * for database failures. */
     int (*claim)(void *db, store_item *item, const char *exec_id, const char *action,
-                 const char *claimed_by);
+                 const char *claimed_by, int64_t log_id);
     /* At start, after taking the lease: this log's executions still marked
      * running were cut off by a crash; mark them unknown (SPEC 3.2). */
     int (*mark_unknown)(void *db, const char *claimed_by, int64_t *count);
@@ -66,7 +69,8 @@ typedef struct store_backend_ops {
     int (*find_execution_w)(void *db, const char *nonce, size_t nonce_len, store_execution *out);
     /* Records the answer of a claimed execution: item->prefix, or (to
      * write less) item->head and the receipt's place, log_id and
-     * item->seq, from which store.c rebuilds the prefix (store_execution). */
+     * item->seq, from which store.c rebuilds the prefix and the tree root
+     * (store_execution). */
     int (*complete)(void *db, const store_item *item, int64_t log_id);
     int (*append_receipt)(void *db, int64_t log_id, uint64_t seq, const char *exec_id,
                           const char *body, size_t len);

@@ -1515,7 +1515,7 @@ static int writer_find_execution(void *p, const char *nonce, size_t nonce_len, s
 }
 
 static int writer_claim(void *p, store_item *item, const char *exec_id, const char *action,
-                        const char *claimed_by)
+                        const char *claimed_by, int64_t log_id)
 {
     pg_link *l = &((pg_writer *)p)->link;
     int with_approval = item->approval_msg_sha256 != NULL;
@@ -1525,6 +1525,7 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
     long rows;
     int found;
 
+    (void)log_id; /* answers are recorded whole, by writer_complete */
     if (with_approval && w_send_sql(l, "SAVEPOINT oe_item") != 0)
         return writer_failed(l);
     p_bytes(&q, item->nonce, item->nonce_len);

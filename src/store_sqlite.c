@@ -282,8 +282,8 @@ static const char *const WRITER_SQL[W_COUNT] = {
     [W_INSERT_EXECUTION] =
         "INSERT OR IGNORE INTO executions(nonce, exec_id, action, action_hash, approval_id,"
         " state, status, response, tree_size, tree_root, result_sha256, error, claimed_by,"
-        " created_us)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, x'', 0, NULL, ?8, ?9, ?11, ?10)",
+        " created_us, receipt_log, receipt_seq)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?12, ?13, NULL, ?8, ?9, ?11, ?10, ?14, ?15)",
     [W_INSERT_APPROVAL] =
         "INSERT OR IGNORE INTO approvals_used(message_sha256, approval_id, nonce, used_us)"
         " VALUES (?1, ?2, ?3, ?4)",
@@ -683,8 +683,12 @@ static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
 static int writer_find_execution(void *p, const char *nonce, size_t nonce_len,
                                  store_execution *out);
 
+/* An execution of a built-in is written whole here, head and receipt place
+ * (see writer_complete): one row write instead of an insert and an update.
+ * A bare claim (an operator action about to run) is written as running,
+ * with an empty answer. */
 static int writer_claim(void *p, store_item *item, const char *exec_id, const char *action,
-                        const char *claimed_by)
+                        const char *claimed_by, int64_t log_id)
 {
     sqlite_conn *w = p;
     sqlite3_stmt *st = w->st[W_INSERT_EXECUTION];
@@ -703,6 +707,18 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
     bind_text_or_null(st, 9, item->receipt.error);
     sqlite3_bind_int64(st, 10, now);
     sqlite3_bind_text(st, 11, claimed_by, -1, SQLITE_STATIC);
+    if (item->kind == STORE_ITEM_EXECUTION) {
+        sqlite3_bind_blob(st, 12, item->head.data ? item->head.data : "", (int)item->head.len,
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(st, 13, (sqlite3_int64)item->tree_size);
+        sqlite3_bind_int64(st, 14, log_id);
+        sqlite3_bind_int64(st, 15, (sqlite3_int64)item->seq);
+    } else {
+        sqlite3_bind_zeroblob(st, 12, 0);
+        sqlite3_bind_int64(st, 13, 0);
+        sqlite3_bind_null(st, 14);
+        sqlite3_bind_null(st, 15);
+    }
     if (step_done(st) != 0)
         return -1;
 
@@ -742,11 +758,15 @@ static int writer_find_execution(void *p, const char *nonce, size_t nonce_len, s
 }
 
 /* Stores the answer's head only (schema 4); the rest of the prefix is
- * item->prefix's receipt and proof, rebuilt from the log on a replay. */
+ * item->prefix's receipt and proof, rebuilt from the log on a replay.  An
+ * EXECUTION item's row was written whole by writer_claim. */
 static int writer_complete(void *p, const store_item *item, int64_t log_id)
 {
     sqlite_conn *w = p;
     sqlite3_stmt *st = w->st[W_COMPLETE];
+
+    if (item->kind == STORE_ITEM_EXECUTION)
+        return 0;
 
     bind_nonce(st, 1, item->nonce, item->nonce_len);
     sqlite3_bind_blob(st, 2, item->head.data ? item->head.data : "", (int)item->head.len,

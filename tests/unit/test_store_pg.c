@@ -103,7 +103,7 @@ static void free_item(test_item *t)
 
 static int claim(void *w, test_item *t)
 {
-    return ops->claim(w, &t->item, t->item.receipt.exec_id, "echo", "origin/test");
+    return ops->claim(w, &t->item, t->item.receipt.exec_id, "echo", "origin/test", 1);
 }
 
 static void *open_w(void)
