@@ -319,7 +319,7 @@ static int read_fields(const json_t *artifact, field f[F_COUNT], oe_error *err)
 }
 
 static int check_time_window(const field f[F_COUNT], int64_t now_us, approval_mode mode,
-                             oe_error *err)
+                             int64_t *expires_out, oe_error *err)
 {
     int64_t expires_us, issued_us;
 
@@ -348,6 +348,7 @@ static int check_time_window(const field f[F_COUNT], int64_t now_us, approval_mo
                      "Approval artifact issued_at is in the future");
         return -1;
     }
+    *expires_out = expires_us;
     return 0;
 }
 
@@ -420,7 +421,7 @@ int approval_check(const json_t *artifact, const char *action_hash_hex,
                      "Action hash mismatch: approval does not match this request");
         goto out;
     }
-    if (check_time_window(f, now_us, mode, err) != 0)
+    if (check_time_window(f, now_us, mode, &out->expires_us, err) != 0)
         goto out;
     ret = 0;
 out:

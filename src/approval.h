@@ -26,6 +26,7 @@ typedef struct approval_verified {
     int signature_ok;                 /* set as soon as the signature verified */
     char *approval_id;                /* malloc'd copy once signature_ok; NULL otherwise */
     unsigned char message_sha256[32]; /* SHA-256 of the signed message (single-use key) */
+    int64_t expires_us;               /* expires_at, once the time window passed */
 } approval_verified;
 
 typedef enum {

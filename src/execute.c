@@ -425,8 +425,10 @@ record:
     if (job->approval.signature_ok) {
         job->item.receipt.approval_id = job->approval.approval_id;
         job->item.approval_id = job->approval.approval_id;
-        if (job->item.kind == STORE_ITEM_EXECUTION || job->item.kind == STORE_ITEM_CLAIM)
+        if (job->item.kind == STORE_ITEM_EXECUTION || job->item.kind == STORE_ITEM_CLAIM) {
             job->item.approval_msg_sha256 = job->approval.message_sha256;
+            job->item.approval_expires_us = job->approval.expires_us;
+        }
     }
     if (!store_writable(env->st) || job->item.head.failed) {
         if (job->reserved)

@@ -171,6 +171,7 @@ struct store_item {
     const char *action_hash;
     const char *approval_id;                  /* NULL when none */
     const unsigned char *approval_msg_sha256; /* 32 bytes, NULL when none */
+    int64_t approval_expires_us;              /* its expires_at */
 
     /* The receipt of this attempt (log and seq are the writer's).  On a
      * conflict, on_conflict rewrites it to what really happened. */

@@ -135,6 +135,25 @@ static const char *const MIGRATIONS[] = {
      * the whole prefix and NULL here. */
     "ALTER TABLE executions ADD COLUMN receipt_log INTEGER;"
     "ALTER TABLE executions ADD COLUMN receipt_seq INTEGER;",
+    /* 4 -> 5: a used approval keyed by (expires_us, message_sha256), so that
+     * approvals, which are used soon after they are minted, are inserted
+     * near the end of the B-tree instead of on a random page (one page
+     * written per approval instead of one per approval and key; see
+     * W_INSERT_APPROVAL for why the key is still "the same message").
+     * Rows of older versions do not know their expiry: they get 0, which no
+     * approval that may still be used has, and are looked up as such. */
+    "CREATE TABLE approvals_used_v5 ("
+    "  expires_us INTEGER NOT NULL,"
+    "  message_sha256 BLOB NOT NULL,"
+    "  approval_id TEXT NOT NULL UNIQUE,"
+    "  nonce BLOB NOT NULL,"
+    "  used_us INTEGER NOT NULL,"
+    "  PRIMARY KEY (expires_us, message_sha256)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO approvals_used_v5(expires_us, message_sha256, approval_id, nonce, used_us)"
+    " SELECT 0, message_sha256, approval_id, nonce, used_us FROM approvals_used;"
+    "DROP TABLE approvals_used;"
+    "ALTER TABLE approvals_used_v5 RENAME TO approvals_used;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -284,9 +303,16 @@ static const char *const WRITER_SQL[W_COUNT] = {
         " state, status, response, tree_size, tree_root, result_sha256, error, claimed_by,"
         " created_us, receipt_log, receipt_seq)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?12, ?13, NULL, ?8, ?9, ?11, ?10, ?14, ?15)",
+    /* Ignored (0 changes) when the approval_id was used, or the message:
+     * (expires_us, message_sha256) is as unique as the message alone,
+     * because expires_us is read from the message itself (its last field;
+     * given this request's action hash the split of issued_at + expires_at
+     * is unique under the time grammar), and rows from before schema 5
+     * are found under expires_us 0. */
     [W_INSERT_APPROVAL] =
-        "INSERT OR IGNORE INTO approvals_used(message_sha256, approval_id, nonce, used_us)"
-        " VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO approvals_used(expires_us, message_sha256, approval_id, nonce,"
+        " used_us) SELECT ?5, ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM approvals_used"
+        " WHERE expires_us = 0 AND message_sha256 = ?1)",
     [W_COMPLETE] = "UPDATE executions SET state = 1, response = ?2, tree_size = ?3,"
                    " tree_root = ?4, status = ?5, result_sha256 = ?6, error = ?7,"
                    " receipt_log = ?8, receipt_seq = ?9 WHERE nonce = ?1",
@@ -735,6 +761,7 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
         sqlite3_bind_text(st, 2, item->approval_id, -1, SQLITE_STATIC);
         bind_nonce(st, 3, item->nonce, item->nonce_len);
         sqlite3_bind_int64(st, 4, now);
+        sqlite3_bind_int64(st, 5, item->approval_expires_us);
         if (step_done(st) != 0)
             return -1;
         if (sqlite3_changes(w->db) == 0) {

@@ -203,6 +203,74 @@ class MovedCharactersTests(unittest.TestCase):
             r = srv.execute("echo", {}, nonce="mv-2", artifact=b)
             self.assertEqual((r.status, r.json()["error"]), (403, "approval_already_used"))
 
+    def test_moving_characters_between_issued_at_and_expires_at_never_executes(self):
+        """SQLite keys a used approval by (expires_at, message SHA-256): that
+        is as unique as the message only if no other split of the signed
+        issued_at + expires_at is also a pair of valid times.  Try every
+        split of a used approval's signed bytes, with fractions and
+        offsets: none may execute."""
+        with harness.Server(env={"OPENEXEC_MODE": "clawshield",
+                                 "CLAWSHIELD_PUBLIC_KEY": PUB}) as srv:
+            now = clawshield.utcnow_naive()
+            later = now + datetime.timedelta(seconds=299)
+            pairs = [(now.isoformat(), later.isoformat()),
+                     (now.strftime("%Y-%m-%dT%H:%M:%S.1234"), later.strftime("%Y-%m-%dT%H:%M:%S")),
+                     (now.isoformat() + "-00:00", later.isoformat() + "+00:00"),
+                     (now.strftime("%Y-%m-%dT%H:%M:%SZ"), later.strftime("%Y-%m-%dT%H:%M:%S.5Z"))]
+            for n, (issued, expires) in enumerate(pairs):
+                art = clawshield.mint(PRIV, "acme", "echo", {}, issued_at=issued,
+                                      expires_at=expires)
+                first = srv.execute("echo", {}, nonce="split-%d" % n, artifact=art)
+                self.assertEqual(first.status, 200, (issued, expires, first))
+                both = issued + expires
+                for k in range(len(both) + 1):
+                    if k == len(issued):
+                        continue
+                    moved = dict(art, issued_at=both[:k], expires_at=both[k:])
+                    r = srv.execute("echo", {}, nonce="split-%d-%d" % (n, k), artifact=moved)
+                    self.assertEqual(r.status, 403, (moved, r))
+
+
+class ApprovalsBeforeSchema5Tests(unittest.TestCase):
+    def test_approvals_used_before_the_upgrade_stay_used(self):
+        """Approvals recorded before SQLite schema 5 have no expiry on record;
+        after the upgrade they must still be used up, by approval_id and by
+        their signed message (characters moved between id and tenant)."""
+        d = tempfile.mkdtemp(prefix="oe-cs-upgrade-")
+        self.addCleanup(__import__("shutil").rmtree, d, True)
+        url = harness.default_db_url(d)
+        if not url.startswith("sqlite:///"):
+            self.skipTest("schema 5 is SQLite's")
+        env = {"OPENEXEC_MODE": "clawshield", "CLAWSHIELD_PUBLIC_KEY": PUB}
+        now = clawshield.utcnow_naive()
+        times = dict(issued_at=now.isoformat(),
+                     expires_at=(now + datetime.timedelta(seconds=300)).isoformat())
+        used = clawshield.mint(PRIV, "c", "echo", {}, approval_id="ab", **times)
+        with harness.Server(workdir=d, env=env) as srv:
+            self.assertEqual(srv.execute("echo", {}, nonce="old-1", artifact=used).status, 200)
+            self.assertEqual(srv.stop(), 0)
+        import sqlite3
+        db = sqlite3.connect(url[len("sqlite:///"):])
+        db.executescript(
+            "CREATE TABLE approvals_v4 (message_sha256 BLOB PRIMARY KEY,"
+            " approval_id TEXT NOT NULL UNIQUE, nonce BLOB NOT NULL, used_us INTEGER NOT NULL);"
+            " INSERT INTO approvals_v4 SELECT message_sha256, approval_id, nonce, used_us"
+            " FROM approvals_used;"
+            " DROP TABLE approvals_used; ALTER TABLE approvals_v4 RENAME TO approvals_used;"
+            " PRAGMA user_version = 4;")
+        db.close()
+        with harness.Server(workdir=d, env=env) as srv:
+            self.assertIn("upgraded from version 4 to 5", srv.log())
+            for n, art in enumerate([used, dict(used, approval_id="a", tenant_id="bc"),
+                                     clawshield.mint(PRIV, "c", "echo", {}, approval_id="ab")]):
+                r = srv.execute("echo", {}, nonce="old-again-%d" % n, artifact=art)
+                self.assertEqual((r.status, r.json().get("error")),
+                                 (403, "approval_already_used"), art)
+            fresh = clawshield.mint(PRIV, "c", "echo", {})
+            self.assertEqual(srv.execute("echo", {}, nonce="new-1", artifact=fresh).status, 200)
+            r = srv.execute("echo", {}, nonce="new-2", artifact=fresh)
+            self.assertEqual((r.status, r.json().get("error")), (403, "approval_already_used"))
+
 
 if __name__ == "__main__":
     harness.main()

@@ -1656,7 +1656,7 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
             self.assertEqual(srv.stop(), 0)
         downgrade_to_schema_1(d)
         with Server(workdir=d, env={"OPENEXEC_LOG_ORIGIN": "example.com/log-b"}) as srv:
-            latest = 4 if harness.default_db_url(d).startswith("sqlite:") else 2
+            latest = 5 if harness.default_db_url(d).startswith("sqlite:") else 2
             self.assertIn("upgraded from version 1 to %d" % latest, srv.log())
             pub, info = server_key(srv)
             self.assertEqual(info["origin"], "example.com/log-b")
@@ -1684,9 +1684,10 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
 def downgrade_to_schema_1(directory):
     """Turns the stopped server's database of directory back into schema 1:
     no checkpoints table (the logs' latest heads stay on their rows); on
-    SQLite tree nodes keyed by (level, idx) again and whole answer prefixes
+    SQLite tree nodes keyed by (level, idx) again, whole answer prefixes
     (head, receipt, inclusion proof: rebuilt here from the receipts, by this
-    file's own Merkle code) instead of heads that name their receipt; on
+    file's own Merkle code) instead of heads that name their receipt, and
+    used approvals keyed by message alone; on
     PostgreSQL the unique constraint on executions.exec_id back."""
     url = harness.default_db_url(directory)
     if url.startswith("sqlite:///"):
@@ -1707,6 +1708,11 @@ def downgrade_to_schema_1(directory):
         db.executescript(
             "ALTER TABLE executions DROP COLUMN receipt_log;"
             " ALTER TABLE executions DROP COLUMN receipt_seq;"
+            " CREATE TABLE approvals_v1 (message_sha256 BLOB PRIMARY KEY,"
+            " approval_id TEXT NOT NULL UNIQUE, nonce BLOB NOT NULL, used_us INTEGER NOT NULL);"
+            " INSERT INTO approvals_v1 SELECT message_sha256, approval_id, nonce, used_us"
+            " FROM approvals_used;"
+            " DROP TABLE approvals_used; ALTER TABLE approvals_v1 RENAME TO approvals_used;"
             " DROP TABLE checkpoints;"
             " CREATE TABLE tlog_nodes_v1 (log_id INTEGER NOT NULL, level INTEGER NOT NULL,"
             " idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (log_id, level, idx))"
