@@ -95,7 +95,7 @@ typedef struct oe_worker {
     h2o_multithread_receiver_t control;     /* shutdown requests */
     store_reader *reader;
     size_t pending;                    /* requests of this loop waiting for the store */
-    size_t connections;                /* open client connections of this loop */
+    atomic_size_t connections;         /* open client connections; /metrics reads all loops' */
     h2o_timeout_t accept_pause;        /* ACCEPT_PAUSE_MS */
     h2o_timeout_t send_timeout;        /* SEND_TIMEOUT_MS for a client to take its answer */
     h2o_timeout_entry_t accept_resume; /* linked while accepting is paused */
@@ -510,7 +510,7 @@ static void handle_metrics(oe_server *srv, h2o_req_t *req, const char *rid, oe_a
 
     (void)req, (void)rid;
     for (i = 0; i < srv->nworkers; i++)
-        open += (long long)srv->workers[i].connections;
+        open += (long long)atomic_load_explicit(&srv->workers[i].connections, memory_order_relaxed);
     atomic_store_explicit(&srv->metrics.open_connections, open, memory_order_relaxed);
     oe_buf_init(&b, 1024 * 1024);
     metrics_render(&srv->metrics, store_writable(srv->st), &b);
@@ -956,7 +956,7 @@ static void guard_on_close(void *data)
     if (h2o_timeout_is_linked(&g->send_deadline))
         h2o_timeout_unlink(&g->send_deadline);
     g->closed = 1;
-    g->worker->connections--;
+    atomic_fetch_sub_explicit(&g->worker->connections, 1, memory_order_relaxed);
     g->next_dead = g->worker->dead_guards;
     g->worker->dead_guards = g;
 }
@@ -999,7 +999,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 
     if (err != NULL)
         return;
-    if (w->connections >= MAX_CONNECTIONS_PER_LOOP) {
+    if (atomic_load_explicit(&w->connections, memory_order_relaxed) >= MAX_CONNECTIONS_PER_LOOP) {
         pause_accepting(w);
         return;
     }
@@ -1015,7 +1015,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     g->worker = w;
     g->sock = sock;
     g->send_deadline.cb = on_send_deadline;
-    w->connections++;
+    atomic_fetch_add_explicit(&w->connections, 1, memory_order_relaxed);
     sock->on_close.cb = guard_on_close;
     sock->on_close.data = g;
     h2o_accept(&w->accept_ctx, sock);

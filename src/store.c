@@ -131,8 +131,8 @@ static int expand_response(store_execution *ex, tlog_node_fn get, void *ctx)
         return -1;
     oe_buf_init(&b, ex->response_len + ex->receipt_len + 128 + count * 48);
     oe_buf_append(&b, ex->response, ex->response_len);
-    if (receipt_append_signed_head(&b, ex->receipt, ex->receipt_len, ex->receipt_seq,
-                                   ex->tree_size, (const uint8_t(*)[32])proof, count) != 0) {
+    if (receipt_append_signed_head(&b, ex->receipt, ex->receipt_len, ex->receipt_seq, ex->tree_size,
+                                   (const uint8_t(*)[32])proof, count) != 0) {
         oe_buf_free(&b);
         return -1;
     }
@@ -473,7 +473,6 @@ static size_t batch_length(const store_item *batch, size_t *receipts)
     return n;
 }
 
-
 /* A failed batch may have committed after all: with PostgreSQL the
  * connection can break while COMMIT is on its way, and then nobody may be
  * able to tell at once.  So before appending again, re-read the log's size
@@ -492,7 +491,8 @@ static int resync_log(store *st)
     if (st->ops->begin(st->writer_db) != 0)
         return -1;
     if (st->ops->take_lease(st->writer_db, &lease, &log_id, &size, why, sizeof(why)) != 0 ||
-        size < before || tlog_frontier_load(&st->frontier, size, writer_node, &(writer_log){st, st->log_id}) != 0 ||
+        size < before ||
+        tlog_frontier_load(&st->frontier, size, writer_node, &(writer_log){st, st->log_id}) != 0 ||
         st->ops->commit(st->writer_db) != 0) {
         st->ops->rollback(st->writer_db);
         if (size < before)

@@ -281,7 +281,8 @@ enum {
 #define SQL_FIND_EXECUTION                                                                         \
     "SELECT e.exec_id, e.action_hash, e.approval_id, e.state, e.status, e.response, e.tree_size,"  \
     " e.tree_root, e.result_sha256, e.error, e.action, e.receipt_log, e.receipt_seq, r.body"       \
-    " FROM executions e LEFT JOIN receipts r ON r.log_id = e.receipt_log AND r.seq = e.receipt_seq" \
+    " FROM executions e LEFT JOIN receipts r"                                                      \
+    " ON r.log_id = e.receipt_log AND r.seq = e.receipt_seq"                                       \
     " WHERE e.nonce = ?1"
 /* Nodes are addressed by (level, idx) and keyed by the leaf that completed
  * them (schema 3). */
@@ -671,8 +672,7 @@ static int read_execution(sqlite3_stmt *st, store_execution *out)
         out->receipt_len = (size_t)sqlite3_column_bytes(st, 13);
         if (body == NULL)
             oe_log("error", "store: execution %s names receipt %llu of log %lld, which is missing",
-                   out->exec_id, (unsigned long long)out->receipt_seq,
-                   (long long)out->receipt_log);
+                   out->exec_id, (unsigned long long)out->receipt_seq, (long long)out->receipt_log);
         if (body == NULL || (out->receipt = malloc(out->receipt_len + 1)) == NULL) {
             done_row(st);
             store_execution_free(out);
