@@ -31,6 +31,12 @@
  *       row, which the neighbours on a shared machine disturb far less than
  *       rows per second.
  *
+ *   ceilings sqlite-approvals SECONDS PRODUCERS INFLIGHT
+ *       the same, but each item also uses up a ClawShield approval, as a
+ *       clawshield echo does: a uuid4 approval_id and a message hash, both
+ *       random, expiring 300 s from now.  A reference for what the
+ *       clawshield scenario writes, not one of the issue's ceilings.
+ *
  *   ceilings sqlite-raw PATH SECONDS BATCH ROW_BYTES
  *       a reference, not a ceiling: SQLite alone, BATCH rows of ROW_BYTES
  *       per transaction with the same durability, one thread.  The gap to
@@ -248,6 +254,8 @@ typedef struct bench_item {
     producer *owner;
     uint64_t submitted_ns;
     char nonce[64];
+    char approval_id[37];
+    unsigned char approval_sha256[32];
     struct bench_item *next_done;
 } bench_item;
 
@@ -255,6 +263,7 @@ struct producer {
     pthread_t thread;
     int id;
     int inflight;
+    int approvals; /* each item uses up an approval (sqlite-approvals) */
     store *st;
     const uint64_t *end_ns;
 
@@ -315,6 +324,13 @@ static void submit_new(producer *p, bench_item *it)
     si->action_hash = ACTION_HASH;
     si->approval_id = NULL;
     si->approval_msg_sha256 = NULL;
+    if (p->approvals) {
+        oe_uuid4(it->approval_id);
+        randombytes_buf(it->approval_sha256, sizeof(it->approval_sha256));
+        si->approval_id = it->approval_id;
+        si->approval_msg_sha256 = it->approval_sha256;
+        si->approval_expires_us = oe_now_us() + 300 * 1000000LL;
+    }
 
     memset(rf, 0, sizeof(*rf));
     oe_exec_id(rf->exec_id);
@@ -327,6 +343,7 @@ static void submit_new(producer *p, bench_item *it)
     rf->status = 200;
     memcpy(rf->result_sha256, RESULT_SHA256, sizeof(rf->result_sha256));
     rf->error = NULL;
+    rf->approval_id = si->approval_id;
 
     oe_buf_reset(&si->head);
     oe_buf_printf(&si->head,
@@ -436,7 +453,7 @@ static unsigned long long write_bytes(void)
     return v;
 }
 
-static int cmd_sqlite(double seconds, int producers, int inflight)
+static int cmd_sqlite(double seconds, int producers, int inflight, int approvals)
 {
     char why[512], warn[512], origin[INSTANCE_ORIGIN_MAX];
     keys_private key;
@@ -476,6 +493,7 @@ static int cmd_sqlite(double seconds, int producers, int inflight)
         producer *p = &ps[i];
         p->id = i;
         p->inflight = inflight;
+        p->approvals = approvals;
         p->st = st;
         p->end_ns = &end_ns;
         pthread_mutex_init(&p->lock, NULL);
@@ -506,13 +524,14 @@ static int cmd_sqlite(double seconds, int producers, int inflight)
         free(ps[i].lat);
     }
     qsort(lat, lat_n, sizeof(*lat), cmp_u64);
-    printf("sqlite producers=%d inflight=%d committed=%llu failed=%llu seconds=%.2f rate=%.0f "
+    printf("%s producers=%d inflight=%d committed=%llu failed=%llu seconds=%.2f rate=%.0f "
            "syncs=%lu rows_per_sync=%.1f p50_us=%.1f p99_us=%.1f cpu_us_per_row=%.1f "
            "kib_written_per_row=%.1f\n",
-           producers, inflight, (unsigned long long)committed, (unsigned long long)failed,
-           elapsed, (double)committed / elapsed, syncs,
-           syncs ? (double)committed / (double)syncs : 0.0, percentile(lat, lat_n, 50) / 1e3,
-           percentile(lat, lat_n, 99) / 1e3, committed ? cpu * 1e6 / (double)committed : 0.0,
+           approvals ? "sqlite-approvals" : "sqlite", producers, inflight,
+           (unsigned long long)committed, (unsigned long long)failed, elapsed,
+           (double)committed / elapsed, syncs, syncs ? (double)committed / (double)syncs : 0.0,
+           percentile(lat, lat_n, 50) / 1e3, percentile(lat, lat_n, 99) / 1e3,
+           committed ? cpu * 1e6 / (double)committed : 0.0,
            committed ? (double)wb / 1024.0 / (double)committed : 0.0);
     free(lat);
     free(ps);
@@ -586,6 +605,7 @@ static const char USAGE[] = "usage: ceilings fsync DIR SECONDS\n"
                             "       ceilings ed25519 THREADS SECONDS\n"
                             "       ceilings sqlite SECONDS PRODUCERS INFLIGHT"
                             "   (database: OPENEXEC_DB_URL)\n"
+                            "       ceilings sqlite-approvals SECONDS PRODUCERS INFLIGHT\n"
                             "       ceilings sqlite-raw PATH SECONDS BATCH ROW_BYTES\n";
 
 int main(int argc, char **argv)
@@ -595,8 +615,10 @@ int main(int argc, char **argv)
         return cmd_fsync(argv[2], atof(argv[3]));
     if (argc == 4 && strcmp(argv[1], "ed25519") == 0 && atoi(argv[2]) > 0)
         return cmd_ed25519(atoi(argv[2]), atof(argv[3]));
-    if (argc == 5 && strcmp(argv[1], "sqlite") == 0 && atoi(argv[3]) > 0 && atoi(argv[4]) > 0)
-        return cmd_sqlite(atof(argv[2]), atoi(argv[3]), atoi(argv[4]));
+    if (argc == 5 && (strcmp(argv[1], "sqlite") == 0 || strcmp(argv[1], "sqlite-approvals") == 0) &&
+        atoi(argv[3]) > 0 && atoi(argv[4]) > 0)
+        return cmd_sqlite(atof(argv[2]), atoi(argv[3]), atoi(argv[4]),
+                          strcmp(argv[1], "sqlite-approvals") == 0);
     if (argc == 6 && strcmp(argv[1], "sqlite-raw") == 0 && atoi(argv[4]) > 0 && atoi(argv[5]) > 0)
         return cmd_sqlite_raw(argv[2], atof(argv[3]), atoi(argv[4]), atoi(argv[5]));
     fputs(USAGE, stderr);
