@@ -434,12 +434,10 @@ static int finish_item(store *st, store_item *item, batch_nodes *bn, const uint8
          * (items finish in claim order): read it again. */
         store_execution_free(&item->existing);
         memset(&item->existing, 0, sizeof(item->existing));
-        writer_log wl = {st, 0};
         if (st->ops->find_execution_w(st->writer_db, item->nonce, item->nonce_len,
-                                      &item->existing) != STORE_OK)
-            return -1;
-        wl.log_id = item->existing.receipt_log;
-        if (expand_response(&item->existing, writer_node, &wl) != 0)
+                                      &item->existing) != STORE_OK ||
+            expand_response(&item->existing, writer_node,
+                            &(writer_log){st, item->existing.receipt_log}) != 0)
             return -1;
     }
     if (item->replay_of != NULL) {
@@ -971,12 +969,13 @@ int store_find_execution(store_reader *rd, const char *nonce, size_t nonce_len,
 
     memset(out, 0, sizeof(*out));
     rc = st->ops->find_execution(rd->rd, nonce, nonce_len, out);
-    if (rc == STORE_OK) {
-        store_node_ctx nodes = {rd, out->receipt_log};
-        if (expand_response(out, store_get_node, &nodes) != 0) {
-            store_execution_free(out);
-            rc = STORE_ERROR;
-        }
+    if (rc == STORE_OK &&
+        expand_response(out, store_get_node, &(store_node_ctx){rd, out->receipt_log}) != 0) {
+        /* This row only (out of memory, or a damaged log): this request
+         * fails, the store stays usable. */
+        oe_log("error", "store: cannot rebuild the stored answer of execution %s", out->exec_id);
+        store_execution_free(out);
+        return STORE_ERROR;
     }
     if (rc == STORE_ERROR && atomic_exchange(&st->writable, 0)) {
         /* The lookup every request starts with failed (PostgreSQL went
