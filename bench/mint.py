@@ -45,11 +45,14 @@ def _bodies(args):
     key_pem, tenant, lo, hi, run, bad, ttl, shards = args
     key = serialization.load_pem_private_key(key_pem, password=None)
     act_hash = clawshield.action_hash(ACTION, PAYLOAD)
-    now = clawshield.utcnow_naive()
-    issued_at = now.isoformat()
-    expires_at = (now + datetime.timedelta(seconds=ttl)).isoformat()
     out = []
     for i in range(lo, hi):
+        # Stamped one by one, as an approver stamps each approval when it
+        # grants it (clawshield.mint): a shared stamp would give every
+        # artifact of a chunk the same expires_at, which no real stream has.
+        now = clawshield.utcnow_naive()
+        issued_at = now.isoformat()
+        expires_at = (now + datetime.timedelta(seconds=ttl)).isoformat()
         other_tenant = bad and (i // shards) % 2 == 1  # both kinds per shard
         art_tenant = "not-" + tenant if other_tenant else tenant
         approval_id = str(uuid.uuid4())
