@@ -1065,10 +1065,6 @@ static void report_start(oe_server *srv, int ok)
     pthread_mutex_unlock(&srv->start_lock);
 }
 
-/* Each worker sets up its h2o context and loop on its own thread: h2o 2.2
- * keeps its buffer allocators per thread, and a loop built on one thread
- * but run on another frees into the wrong one (seen as use-after-free under
- * load).  Everything the loop owns is also disposed here. */
 /* Threads carry names, for top -H, perf and gdb. */
 static void name_loop_thread(pthread_t thread, int index)
 {
@@ -1079,6 +1075,10 @@ static void name_loop_thread(pthread_t thread, int index)
     pthread_setname_np(thread, name);
 }
 
+/* Each worker sets up its h2o context and loop on its own thread: h2o 2.2
+ * keeps its buffer allocators per thread, and a loop built on one thread
+ * but run on another frees into the wrong one (seen as use-after-free under
+ * load).  Everything the loop owns is also disposed here. */
 static void *worker_main(void *arg)
 {
     oe_worker *w = arg;

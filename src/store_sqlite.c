@@ -664,8 +664,6 @@ static int read_execution(sqlite3_stmt *st, store_execution *out)
     copy_text(out->action, sizeof(out->action), st, 10);
     if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
         /* A schema-4 row; its receipt was written in the same transaction. */
-        out->receipt_log = sqlite3_column_int64(st, 11);
-        out->receipt_seq = (uint64_t)sqlite3_column_int64(st, 12);
         const void *body = sqlite3_column_blob(st, 13);
         out->receipt_log = sqlite3_column_int64(st, 11);
         out->receipt_seq = (uint64_t)sqlite3_column_int64(st, 12);
@@ -696,6 +694,14 @@ static int read_execution(sqlite3_stmt *st, store_execution *out)
 static void bind_nonce(sqlite3_stmt *st, int idx, const char *nonce, size_t len)
 {
     sqlite3_bind_blob(st, idx, nonce, (int)len, SQLITE_STATIC);
+}
+
+/* The answer's head, all a schema-4 row keeps of it (never NULL: the
+ * column is NOT NULL, and a head that was never written is empty). */
+static void bind_head(sqlite3_stmt *st, int idx, const store_item *item)
+{
+    sqlite3_bind_blob(st, idx, item->head.data ? item->head.data : "", (int)item->head.len,
+                      SQLITE_STATIC);
 }
 
 static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
@@ -734,8 +740,7 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
     sqlite3_bind_int64(st, 10, now);
     sqlite3_bind_text(st, 11, claimed_by, -1, SQLITE_STATIC);
     if (item->kind == STORE_ITEM_EXECUTION) {
-        sqlite3_bind_blob(st, 12, item->head.data ? item->head.data : "", (int)item->head.len,
-                          SQLITE_STATIC);
+        bind_head(st, 12, item);
         sqlite3_bind_int64(st, 13, (sqlite3_int64)item->tree_size);
         sqlite3_bind_int64(st, 14, log_id);
         sqlite3_bind_int64(st, 15, (sqlite3_int64)item->seq);
@@ -796,8 +801,7 @@ static int writer_complete(void *p, const store_item *item, int64_t log_id)
         return 0;
 
     bind_nonce(st, 1, item->nonce, item->nonce_len);
-    sqlite3_bind_blob(st, 2, item->head.data ? item->head.data : "", (int)item->head.len,
-                      SQLITE_STATIC);
+    bind_head(st, 2, item);
     sqlite3_bind_int64(st, 8, log_id);
     sqlite3_bind_int64(st, 9, (sqlite3_int64)item->seq);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)item->tree_size);
