@@ -584,11 +584,25 @@ fail:
     return NULL;
 }
 
+/* Says why a statement failed, while SQLite still knows: a batch that
+ * fails is rolled back whole and its requests get a 503, and without this
+ * line the operator would not learn that the disk is full or the file
+ * corrupt.  The statement's first words say which one it was. */
+static void log_step_failure(sqlite3_stmt *st, int rc)
+{
+    const char *sql = sqlite3_sql(st);
+
+    oe_log("error", "store: SQLite error %d, %s, in \"%.40s...\"", rc,
+           sqlite3_errmsg(sqlite3_db_handle(st)), sql ? sql : "?");
+}
+
 /* Runs a statement that returns no rows. */
 static int step_done(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
 
+    if (rc != SQLITE_DONE)
+        log_step_failure(st, rc);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc == SQLITE_DONE ? 0 : -1;
@@ -601,6 +615,8 @@ static int step_row(sqlite3_stmt *st)
 
     if (rc == SQLITE_ROW)
         return STORE_OK;
+    if (rc != SQLITE_DONE)
+        log_step_failure(st, rc);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc == SQLITE_DONE ? STORE_NOT_FOUND : STORE_ERROR;

@@ -148,6 +148,9 @@ class DiskFullTests(unittest.TestCase):
                 self.assertIsNotNone(refused, "the full disk was noticed")
                 self.assertEqual(refused.json()["error"], "store_unavailable")
                 self.assertEqual(refused.headers.get("retry-after"), "1")
+                # The operator learns why, not only that.
+                self.assertTrue(srv.log_has("SQLite error 13, database or disk is full"),
+                                srv.log()[-3000:])
                 h = srv.get("/health")
                 self.assertEqual((h.status, h.json()["status"]), (503, "degraded"))
                 self.assertEqual(srv.get("/ready").status, 503)
