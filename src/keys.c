@@ -115,6 +115,33 @@ static char *pem_unescape(const char *text, size_t len, size_t *out_len)
     return out;
 }
 
+/* The unescaped copy of a configured PEM text that at least looks like
+ * PEM, or NULL with the reason (a size limit, no BEGIN line: the usual
+ * mistake is a file path or bare base64 where the PEM text belongs).
+ * Wiped before it is freed: it may hold a private key. */
+static char *pem_open(const char *text, size_t len, const char *label, size_t *tlen, char *why,
+                      size_t why_len)
+{
+    char *t;
+
+    if (len > PEM_MAX_TEXT) {
+        oe_message(why, why_len, "PEM text too large (%zu bytes)", len);
+        return NULL;
+    }
+    if ((t = pem_unescape(text, len, tlen)) == NULL) {
+        oe_message(why, why_len, "out of memory");
+        return NULL;
+    }
+    if (memmem(t, *tlen, "-----BEGIN ", 11) == NULL) {
+        oe_message(why, why_len, "not a PEM %s block (no -----BEGIN %s----- line found)", label,
+                   label);
+        sodium_memzero(t, *tlen);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
 /* Finds the next block at or after *pos.  Returns 1 with the block filled,
  * 0 when only whitespace remains, -1 with a reason on malformed framing. */
 static int pem_next(const char *t, size_t len, size_t *pos, pem_block *b, char *why, size_t why_len)
@@ -520,20 +547,8 @@ int keys_parse_public_pem(const char *text, size_t len, keys_public_set *out, ch
     int r, ret = -1;
 
     memset(out, 0, sizeof(*out));
-    if (len > PEM_MAX_TEXT) {
-        oe_message(why, why_len, "PEM text too large (%zu bytes)", len);
+    if ((t = pem_open(text, len, "PUBLIC KEY", &tlen, why, why_len)) == NULL)
         goto out;
-    }
-    t = pem_unescape(text, len, &tlen);
-    if (t == NULL) {
-        oe_message(why, why_len, "out of memory");
-        goto out;
-    }
-    if (memmem(t, tlen, "-----BEGIN ", 11) == NULL) {
-        oe_message(why, why_len,
-                   "not a PEM PUBLIC KEY block (no -----BEGIN PUBLIC KEY----- line found)");
-        goto out;
-    }
     for (;;) {
         r = pem_next(t, tlen, &pos, &b, inner, sizeof(inner));
         if (r == 0)
@@ -601,20 +616,8 @@ int keys_parse_private_pem(const char *text, size_t len, keys_private *out, char
         oe_message(why, why_len, "libsodium failed to initialise");
         goto out;
     }
-    if (len > PEM_MAX_TEXT) {
-        oe_message(why, why_len, "PEM text too large (%zu bytes)", len);
+    if ((t = pem_open(text, len, "PRIVATE KEY", &tlen, why, why_len)) == NULL)
         goto out;
-    }
-    t = pem_unescape(text, len, &tlen);
-    if (t == NULL) {
-        oe_message(why, why_len, "out of memory");
-        goto out;
-    }
-    if (memmem(t, tlen, "-----BEGIN ", 11) == NULL) {
-        oe_message(why, why_len,
-                   "not a PEM PRIVATE KEY block (no -----BEGIN PRIVATE KEY----- line)");
-        goto out;
-    }
     r = pem_next(t, tlen, &pos, &b, why, why_len);
     if (r <= 0) {
         if (r == 0)
