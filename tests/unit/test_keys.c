@@ -430,7 +430,8 @@ static void test_not_pem_is_refused(void)
     CHECK(public_refused("   \n", "not a PEM PUBLIC KEY block"));
     CHECK(public_refused("MCowBQYDK2VwAyEA7fp158bkcs5w/suB8B2AGu9gyVcnDQRTid2qCnws3H4=",
                          "not a PEM PUBLIC KEY block"));
-    CHECK(public_refused("/etc/openexec/clawshield.pub", "not a PEM PUBLIC KEY block"));
+    CHECK(public_refused("/etc/openexec/clawshield.pub",
+                         "not a PEM PUBLIC KEY block (no -----BEGIN PUBLIC KEY----- line found)"));
     CHECK(public_refused("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA7fp158bkcs5w/suB8B2AGu9gy"
                          "VcnDQRTid2qCnws3H4=\n",
                          "without its -----END PUBLIC KEY----- line"));
@@ -569,6 +570,9 @@ static void test_foreign_private_keys_are_named(void)
                           "-----END OPENSSH PRIVATE KEY-----\n",
                           "OpenSSH key format is not supported"));
     CHECK(private_refused("", "not a PEM PRIVATE KEY block"));
+    CHECK(
+        private_refused("/etc/openexec/signing.pem",
+                        "not a PEM PRIVATE KEY block (no -----BEGIN PRIVATE KEY----- line found)"));
 }
 
 static void test_pkcs8_variants(void)
