@@ -510,6 +510,11 @@ static int resync_log(store *st)
     return 0;
 }
 
+/* run_batch's "roll back and run again": the plan of receipts was wrong. */
+#define BATCH_REPLAN 1
+
+/* Runs one batch in one transaction: 0 when committed, BATCH_REPLAN when
+ * it must run again (nothing written), -1 when the database failed. */
 static int run_batch(store *st, store_item *batch, note_entry *signed_head)
 {
     size_t receipts, count = batch_length(batch, &receipts), i;
@@ -538,8 +543,11 @@ static int run_batch(store *st, store_item *batch, note_entry *signed_head)
             goto fail;
     bn.end = st->frontier.size;
     if (bn.end != bn.end_max) {
-        oe_log("error", "store: a batch appended %llu receipts, not the %zu planned",
-               (unsigned long long)(bn.end - bn.start), receipts);
+        /* A claim that lost its nonce to a request earlier in this batch
+         * (or to another instance) became an attempt with a receipt, so
+         * the rows written with the planned tree size are wrong.  Its
+         * conflict is decided now: run the batch again with it counted. */
+        rc = BATCH_REPLAN;
         goto fail;
     }
     tlog_frontier_root(&st->frontier, root);
@@ -558,6 +566,8 @@ static int run_batch(store *st, store_item *batch, note_entry *signed_head)
     rc = 0;
     goto out;
 fail:
+    if (rc != BATCH_REPLAN)
+        rc = -1;
     free(signed_head->note);
     signed_head->note = NULL;
     st->ops->rollback(st->writer_db);
@@ -725,7 +735,17 @@ static void *writer_main(void *arg)
         memset(&head, 0, sizeof(head));
         started = oe_monotonic_us();
         for (attempt = 0;; attempt++) {
-            failed = run_batch(st, batch, &head) != 0;
+            int rc = run_batch(st, batch, &head);
+
+            failed = rc != 0;
+            if (rc == BATCH_REPLAN) {
+                if (attempt < MAX_BATCH_RETRIES)
+                    continue;
+                oe_log("error",
+                       "store: a batch still appended more receipts than planned "
+                       "after %d runs; failing it",
+                       attempt + 1);
+            }
             if (!failed || attempt == MAX_BATCH_RETRIES || st->ops->retryable == NULL ||
                 !st->ops->retryable(st->writer_db))
                 break;

@@ -223,6 +223,42 @@ class ActionsFileTests(unittest.TestCase):
                 self.assertEqual(srv.execute("echo", {"v": 1}).json()["result"], {"got": {"v": 1}})
 
 
+class SameNonceRaceTests(unittest.TestCase):
+    def test_one_nonce_sent_at_once_runs_once_and_is_never_refused(self):
+        # Requests racing for one nonce can reach the writer in the same
+        # commit: one claim wins, the others become request_in_progress
+        # attempts there; none of that may fail the commit (a 503 for all
+        # of them, and for every other request that shared it).
+        with tempfile.TemporaryDirectory() as d:
+            counter = os.path.join(d, "runs")
+            path = write_actions(d, {"quick": {"exec": [script("slow.sh")], "timeout_ms": 60000,
+                                               "env": {"SLEEP": "0.2", "COUNTER_FILE": counter}}})
+            nonces, senders = 12, 6
+            with harness.Server(workdir=d, threads=2,
+                                env={"OPENEXEC_ACTIONS_FILE": path}) as srv:
+                for n in range(nonces):
+                    start = threading.Barrier(senders)
+                    answers = []
+
+                    def send(n=n, start=start, answers=answers):
+                        start.wait()
+                        answers.append(srv.execute("quick", {}, nonce="race-%d" % n, timeout=30))
+
+                    threads = [threading.Thread(target=send) for _ in range(senders)]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join(30)
+                    got = sorted((a.status, a.json().get("error")) for a in answers)
+                    self.assertEqual(len(got), senders)
+                    self.assertIn((200, None), got, got)
+                    for status, error in got:
+                        self.assertIn((status, error), [(200, None), (409, "request_in_progress")],
+                                      (got, srv.log()[-2000:]))
+                self.assertEqual(count_runs(counter), nonces, "each nonce ran exactly once")
+                self.assertFalse(srv.log_has("cannot be written", timeout=0.5))
+
+
 class CrashTests(unittest.TestCase):
     def test_kill9_while_running_gives_outcome_unknown_never_a_second_run(self):
         with tempfile.TemporaryDirectory() as d:
