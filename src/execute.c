@@ -291,6 +291,7 @@ static void run_exec_action(void *arg)
     json_decref(result);
     oe_buf_free(&input);
     item->kind = STORE_ITEM_FINISH;
+    item->finishes_state = EXEC_STATE_RUNNING;
     wait_writable(job->env->st);
     store_submit(job->env->st, item);
 }
@@ -554,6 +555,7 @@ int execute_resolve(execute_env *env, store_reader *rd, const char *nonce, size_
     }
     item->receipt.outcome = "resolved";
     item->kind = STORE_ITEM_FINISH;
+    item->finishes_state = EXEC_STATE_UNKNOWN;
     item->nonce = nonce;
     item->nonce_len = nonce_len;
     item->action_hash = job->found.action_hash;

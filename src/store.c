@@ -363,6 +363,26 @@ static void make_holder_id(char *out, size_t cap)
     snprintf(out, cap, "%s:%ld:%s", host, (long)getpid(), uuid);
 }
 
+/* Marks unknown what other instances were running when they went away
+ * for good (SPEC 3.2: outcome_unknown, not request_in_progress forever).
+ * "Gone" is judged a lease length late, so that clocks that differ
+ * between hosts cannot make a live instance look gone. */
+static int release_orphans(store *st)
+{
+    store_lease self = {st->origin, st->key->pk, st->holder, 0, 0, holder_is_stale};
+    int64_t cut = 0;
+
+    self.now_us = oe_now_us() - (int64_t)LEASE_MS * 1000;
+    if (st->ops->release_orphans(st->writer_db, &self, &cut) != 0)
+        return -1;
+    if (cut > 0)
+        oe_log("warn",
+               "store: %lld execution(s) of instances that are gone were running; their "
+               "outcome is unknown (see openexec pending)",
+               (long long)cut);
+    return 0;
+}
+
 static int renew_lease(store *st)
 {
     store_lease lease;
@@ -380,6 +400,8 @@ static int renew_lease(store *st)
         oe_log("error", "store: lease on log %s: %s", st->origin, why);
         return -1;
     }
+    if (release_orphans(st) != 0)
+        return -1;
     st->lease_renewed_ms = oe_monotonic_ms();
     return 0;
 }
@@ -835,7 +857,7 @@ static int open_log(store *st, const store_log_identity *id, char *why, size_t w
         int64_t cut = 0;
         if (st->ops->begin(st->writer_db) != 0 ||
             st->ops->mark_unknown(st->writer_db, st->origin, &cut) != 0 ||
-            st->ops->commit(st->writer_db) != 0) {
+            release_orphans(st) != 0 || st->ops->commit(st->writer_db) != 0) {
             st->ops->rollback(st->writer_db);
             snprintf(why, why_len, "cannot mark interrupted executions");
             return -1;

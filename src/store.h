@@ -172,6 +172,11 @@ struct store_item {
     const char *approval_id;                  /* NULL when none */
     const unsigned char *approval_msg_sha256; /* 32 bytes, NULL when none */
     int64_t approval_expires_us;              /* its expires_at */
+    /* FINISH: the state its claim must still be in: EXEC_STATE_RUNNING,
+     * or EXEC_STATE_UNKNOWN for an operator's resolution.  An answer never
+     * overwrites an outcome decided meanwhile (a claim of a vanished
+     * instance marked unknown by another, then resolved). */
+    int finishes_state;
 
     /* The receipt of this attempt (log and seq are the writer's).  On a
      * conflict, on_conflict rewrites it to what really happened. */

@@ -38,6 +38,15 @@ typedef struct store_lease {
     int (*holder_is_stale)(const char *holder);
 } store_lease;
 
+/* Whether the holder of another log's lease is gone: the lease ran out
+ * before `self->now_us` (a released lease has expiry 0) or its process is
+ * provably dead.  The caller puts now_us a lease length in the past, so a
+ * clock that differs between hosts cannot make a live instance look gone. */
+static inline int store_lease_gone(const store_lease *self, const char *holder, int64_t expires_us)
+{
+    return expires_us < self->now_us || (holder != NULL && self->holder_is_stale(holder));
+}
+
 typedef struct store_backend_ops {
     /* The writer's connection (opened on the caller's thread, then used only
      * by the writer thread).  Creates or migrates the schema. */
@@ -65,6 +74,14 @@ typedef struct store_backend_ops {
     /* At start, after taking the lease: this log's executions still marked
      * running were cut off by a crash; mark them unknown (SPEC 3.2). */
     int (*mark_unknown)(void *db, const char *claimed_by, int64_t *count);
+    /* The same for other logs whose instance is gone (store_lease_gone):
+     * an instance that never comes back would otherwise leave its running
+     * executions answering request_in_progress forever (a retired key, a
+     * dead host).  Each such log is then marked swept (lease expiry -1) so
+     * it is looked at again only after its instance took the lease again.
+     * A live instance's log is never touched: PostgreSQL skips rows whose
+     * lease another instance is renewing right now. */
+    int (*release_orphans)(void *db, const store_lease *self, int64_t *count);
     /* Reads an execution by nonce inside the writer's transaction. */
     int (*find_execution_w)(void *db, const char *nonce, size_t nonce_len, store_execution *out);
     /* Records the answer of a claimed execution: item->prefix, or (to

@@ -236,12 +236,27 @@ static const pg_statement ST_INSERT_APPROVAL = {
 static const pg_statement ST_COMPLETE = {
     "oe_complete",
     "UPDATE executions SET state = 1, response = $2, tree_size = $3, tree_root = $4,"
-    " status = $5, result_sha256 = $6, error = $7 WHERE nonce = $1",
-    7,
-    {OID_BYTEA, OID_BYTEA, OID_INT8, OID_BYTEA, OID_INT4, OID_TEXT, OID_TEXT}};
+    " status = $5, result_sha256 = $6, error = $7 WHERE nonce = $1 AND state = $8",
+    8,
+    {OID_BYTEA, OID_BYTEA, OID_INT8, OID_BYTEA, OID_INT4, OID_TEXT, OID_TEXT, OID_INT4}};
 static const pg_statement ST_MARK_UNKNOWN = {
     "oe_mark_unknown",
     "UPDATE executions SET state = 2 WHERE state = 0 AND claimed_by = $1",
+    1,
+    {OID_TEXT}};
+/* Other logs' leases, for release_orphans; SKIP LOCKED passes over a log
+ * whose instance is renewing its lease right now (it is alive), and the
+ * lock taken on the others keeps their instance from coming back and
+ * claiming anew while its old claims are being marked. */
+static const pg_statement ST_OTHER_LEASES = {
+    "oe_other_leases",
+    "SELECT origin, lease_holder, lease_expires_us FROM logs"
+    " WHERE origin <> $1 AND lease_expires_us >= 0 FOR UPDATE SKIP LOCKED",
+    1,
+    {OID_TEXT}};
+static const pg_statement ST_RETIRE_LEASE = {
+    "oe_retire_lease",
+    "UPDATE logs SET lease_holder = NULL, lease_expires_us = -1 WHERE origin = $1",
     1,
     {OID_TEXT}};
 static const pg_statement ST_INSERT_RECEIPT = {
@@ -331,7 +346,8 @@ static const pg_statement *const WRITER_STATEMENTS[] = {&ST_FIND_EXECUTION,   &S
                                                         &ST_LOCK_LOG,         &ST_UPDATE_LEASE,
                                                         &ST_RELEASE_LEASE,    &ST_LOG_SIZE,
                                                         &ST_SAVE_CHECKPOINT,  &ST_PROBE,
-                                                        &ST_MARK_UNKNOWN,     &ST_XID,
+                                                        &ST_MARK_UNKNOWN,     &ST_OTHER_LEASES,
+                                                        &ST_RETIRE_LEASE,     &ST_XID,
                                                         &ST_XID_STATUS,       NULL};
 static const pg_statement *const READER_STATEMENTS[] = {
     &ST_FIND_EXECUTION, &ST_GET_NODE, &ST_FIND_LOG,        &ST_FIND_RECEIPT,
@@ -1599,6 +1615,8 @@ static int writer_complete(void *p, const store_item *item, int64_t log_id)
     p_int4(&q, item->status);
     p_text_or_null(&q, item->receipt.result_sha256);
     p_text_or_null(&q, item->receipt.error);
+    /* A built-in's row was inserted done by its claim, in this transaction. */
+    p_int4(&q, item->kind == STORE_ITEM_EXECUTION ? EXEC_STATE_DONE : item->finishes_state);
     return w_send(l, &ST_COMPLETE, &q, 1) == 0 ? 0 : writer_failed(l);
 }
 
@@ -1615,6 +1633,43 @@ static int writer_mark_unknown(void *p, const char *claimed_by, int64_t *count)
     *count = strtol(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     return 0;
+}
+
+static int writer_release_orphans(void *p, const store_lease *self, int64_t *count)
+{
+    pg_link *l = &((pg_writer *)p)->link;
+    pg_params q = {0};
+    PGresult *res, *retired;
+    int i, rc = 0;
+
+    *count = 0;
+    p_text(&q, self->origin);
+    if ((res = w_run(l, &ST_OTHER_LEASES, &q, 1)) == NULL)
+        return writer_failed(l);
+    for (i = 0; i < PQntuples(res); i++) {
+        /* Binary results: text is its bytes, and libpq adds a NUL. */
+        const char *origin = PQgetvalue(res, i, 0);
+        const char *holder = PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1);
+        int64_t cut = 0;
+
+        if (PQgetlength(res, i, 2) != 8 ||
+            !store_lease_gone(self, holder, (int64_t)get_be64(PQgetvalue(res, i, 2))))
+            continue;
+        if (writer_mark_unknown(p, origin, &cut) != 0) {
+            rc = -1;
+            break;
+        }
+        memset(&q, 0, sizeof(q));
+        p_text(&q, origin);
+        if ((retired = w_run(l, &ST_RETIRE_LEASE, &q, 0)) == NULL) {
+            rc = writer_failed(l);
+            break;
+        }
+        PQclear(retired);
+        *count += cut;
+    }
+    PQclear(res);
+    return rc;
 }
 
 static int writer_append_receipt(void *p, int64_t log_id, uint64_t seq, const char *exec_id,
@@ -1988,6 +2043,7 @@ const store_backend_ops store_pg_ops = {
     .find_execution_w = writer_find_execution,
     .complete = writer_complete,
     .mark_unknown = writer_mark_unknown,
+    .release_orphans = writer_release_orphans,
     .append_receipt = writer_append_receipt,
     .put_node = writer_put_node,
     .get_node_w = writer_get_node,

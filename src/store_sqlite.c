@@ -265,6 +265,8 @@ enum {
     W_KEEP_CHECKPOINT,
     W_PROBE,
     W_MARK_UNKNOWN,
+    W_OTHER_LEASES,
+    W_RETIRE_LEASE,
     W_COUNT
 };
 enum {
@@ -316,7 +318,7 @@ static const char *const WRITER_SQL[W_COUNT] = {
         " WHERE expires_us = 0 AND message_sha256 = ?1)",
     [W_COMPLETE] = "UPDATE executions SET state = 1, response = ?2, tree_size = ?3,"
                    " tree_root = ?4, status = ?5, result_sha256 = ?6, error = ?7,"
-                   " receipt_log = ?8, receipt_seq = ?9 WHERE nonce = ?1",
+                   " receipt_log = ?8, receipt_seq = ?9 WHERE nonce = ?1 AND state = ?10",
     [W_INSERT_RECEIPT] = "INSERT INTO receipts(log_id, seq, exec_id, body) VALUES (?1, ?2, ?3, ?4)",
     [W_INSERT_NODE] = "INSERT INTO tlog_nodes(log_id, leaf, level, hash)"
                       " VALUES (?1, ((?3 + 1) << ?2) - 1, ?2, ?4)",
@@ -334,6 +336,10 @@ static const char *const WRITER_SQL[W_COUNT] = {
         "INSERT OR IGNORE INTO checkpoints(log_id, size, note) VALUES (?1, ?3, ?2)",
     [W_PROBE] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', ?1)",
     [W_MARK_UNKNOWN] = "UPDATE executions SET state = 2 WHERE state = 0 AND claimed_by = ?1",
+    [W_OTHER_LEASES] = "SELECT origin, lease_holder, lease_expires_us FROM logs"
+                       " WHERE origin <> ?1 AND lease_expires_us >= 0",
+    [W_RETIRE_LEASE] =
+        "UPDATE logs SET lease_holder = NULL, lease_expires_us = -1 WHERE origin = ?1",
 };
 
 static const char *const READER_SQL[R_COUNT] = {
@@ -825,6 +831,7 @@ static int writer_complete(void *p, const store_item *item, int64_t log_id)
     sqlite3_bind_int(st, 5, item->status);
     bind_text_or_null(st, 6, item->receipt.result_sha256);
     bind_text_or_null(st, 7, item->receipt.error);
+    sqlite3_bind_int(st, 10, item->finishes_state);
     if (step_done(st) != 0)
         return -1;
     return sqlite3_changes(((sqlite_conn *)p)->db) == 1 ? 0 : -1;
@@ -840,6 +847,80 @@ static int writer_mark_unknown(void *p, const char *claimed_by, int64_t *count)
         return -1;
     *count = sqlite3_changes(w->db);
     return 0;
+}
+
+/* Frees a list of strings ending in NULL. */
+static void free_strings(char **list)
+{
+    size_t i;
+
+    for (i = 0; list != NULL && list[i] != NULL; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* The origins of other logs whose instance is gone, as a NULL-terminated
+ * list (collected first: the logs are updated after the scan). */
+static int gone_origins(sqlite_conn *w, const store_lease *self, char ***out)
+{
+    sqlite3_stmt *st = w->st[W_OTHER_LEASES];
+    char **list = calloc(1, sizeof(*list)), **grown;
+    size_t n = 0;
+    int rc = SQLITE_DONE;
+
+    sqlite3_bind_text(st, 1, self->origin, -1, SQLITE_STATIC);
+    while (list != NULL && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *origin = (const char *)sqlite3_column_text(st, 0);
+        const char *holder = (const char *)sqlite3_column_text(st, 1);
+
+        if (origin == NULL || !store_lease_gone(self, holder, sqlite3_column_int64(st, 2)))
+            continue;
+        if ((grown = realloc(list, (n + 2) * sizeof(*list))) == NULL ||
+            (grown[n] = strdup(origin)) == NULL) {
+            free_strings(grown ? grown : list);
+            list = NULL;
+            break;
+        }
+        list = grown;
+        list[++n] = NULL;
+    }
+    if (list != NULL && rc != SQLITE_DONE) {
+        log_step_failure(st, rc);
+        free_strings(list);
+        list = NULL;
+    }
+    done_row(st);
+    *out = list;
+    return list != NULL ? 0 : -1;
+}
+
+static int writer_release_orphans(void *p, const store_lease *self, int64_t *count)
+{
+    sqlite_conn *w = p;
+    char **gone;
+    int64_t cut;
+    size_t i;
+    int rc = 0;
+
+    *count = 0;
+    if (gone_origins(w, self, &gone) != 0)
+        return -1;
+    for (i = 0; gone[i] != NULL; i++) {
+        sqlite3_stmt *st = w->st[W_RETIRE_LEASE];
+
+        if (writer_mark_unknown(w, gone[i], &cut) != 0) {
+            rc = -1;
+            break;
+        }
+        *count += cut;
+        sqlite3_bind_text(st, 1, gone[i], -1, SQLITE_STATIC);
+        if (step_done(st) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    free_strings(gone);
+    return rc;
 }
 
 static int writer_append_receipt(void *p, int64_t log_id, uint64_t seq, const char *exec_id,
@@ -1119,6 +1200,7 @@ const store_backend_ops store_sqlite_ops = {
     .find_execution_w = writer_find_execution,
     .complete = writer_complete,
     .mark_unknown = writer_mark_unknown,
+    .release_orphans = writer_release_orphans,
     .append_receipt = writer_append_receipt,
     .put_node = writer_put_node,
     .get_node_w = writer_get_node,

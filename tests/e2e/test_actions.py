@@ -7,6 +7,7 @@ runs, restart, outcome_unknown, pending, resolve."""
 import json
 import os
 import signal
+import sqlite3
 import tempfile
 import threading
 import time
@@ -311,6 +312,86 @@ class CrashTests(unittest.TestCase):
             r = harness.run_cli(["resolve", "crash-1", "--outcome", "failed"], env=dbenv, cwd=d)
             self.assertEqual(r.returncode, 1)
             self.assertIn(b"not unknown", r.stderr)
+
+    def test_claims_of_an_instance_that_never_returns_become_unknown(self):
+        # The instance that ran the action is gone for good (here: its
+        # receipt key was retired, so no instance will ever take its log's
+        # lease again).  Its claim must not answer request_in_progress
+        # forever: the next instance marks it unknown, like a restart would.
+        with tempfile.TemporaryDirectory() as d:
+            counter = os.path.join(d, "runs")
+            path = write_actions(d, {"slow": {"exec": [script("slow.sh")], "timeout_ms": 60000,
+                                              "env": {"SLEEP": "20", "COUNTER_FILE": counter}}})
+            env = {"OPENEXEC_ACTIONS_FILE": path,
+                   "OPENEXEC_RECEIPT_KEY": os.path.join(d, "retired.key")}
+            srv = harness.Server(workdir=d, env=env).start()
+            th = threading.Thread(target=lambda: self.swallow(srv, "orphan-1"))
+            th.start()
+            for _ in range(50):
+                if count_runs(counter) == 1:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(count_runs(counter), 1, "the action started")
+            srv.proc.send_signal(signal.SIGKILL)
+            srv.proc.wait()
+            th.join(10)
+
+            env["OPENEXEC_RECEIPT_KEY"] = os.path.join(d, "new.key")
+            with harness.Server(workdir=d, env=env) as other:
+                r = other.execute("slow", {}, nonce="orphan-1")
+                self.assertEqual((r.status, r.json()["error"]), (409, "outcome_unknown"), r.body)
+                self.assertTrue(other.log_has("of instances that are gone were running"),
+                                other.log())
+                dbenv = dict(env, OPENEXEC_DB_URL=other.env["OPENEXEC_DB_URL"])
+            p = harness.run_cli(["pending", "--json"], env=dbenv, cwd=d)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            rows = [json.loads(l) for l in p.stdout.decode().splitlines()]
+            self.assertEqual([(x["nonce"], x["action"]) for x in rows], [("orphan-1", "slow")])
+            self.assertEqual(count_runs(counter), 1, "the action never ran a second time")
+
+    def test_an_outcome_decided_meanwhile_is_never_overwritten(self):
+        # While the action runs, its claim is marked unknown behind the
+        # instance's back (what another instance does when it believes this
+        # one gone).  The late result must not overwrite that: the answer
+        # is a 503, and every replay stays outcome_unknown.
+        with tempfile.TemporaryDirectory() as d:
+            counter = os.path.join(d, "runs")
+            path = write_actions(d, {"slow": {"exec": [script("slow.sh")], "timeout_ms": 60000,
+                                              "env": {"SLEEP": "2", "COUNTER_FILE": counter}}})
+            with harness.Server(workdir=d, env={"OPENEXEC_ACTIONS_FILE": path}) as srv:
+                result = []
+                t = threading.Thread(target=lambda: result.append(
+                    srv.execute("slow", {}, nonce="late-1", timeout=30)))
+                t.start()
+                for _ in range(100):
+                    if count_runs(counter) == 1:
+                        break
+                    time.sleep(0.02)
+                self.assertEqual(count_runs(counter), 1, "the action started")
+                self.mark_running_unknown(srv)
+                t.join(30)
+                self.assertEqual((result[0].status, result[0].json()["error"]),
+                                 (503, "store_unavailable"))
+                for _ in range(50):
+                    r = srv.execute("slow", {}, nonce="late-1")
+                    if r.status != 503:
+                        break
+                    time.sleep(0.1)
+                self.assertEqual((r.status, r.json().get("error")), (409, "outcome_unknown"),
+                                 (r, srv.log()[-2000:]))
+                self.assertEqual(count_runs(counter), 1)
+
+    @staticmethod
+    def mark_running_unknown(srv):
+        sql = "UPDATE executions SET state = 2 WHERE state = 0"
+        url = srv.env["OPENEXEC_DB_URL"]
+        if url.startswith("postgresql"):
+            harness.psql(url, sql)
+            return
+        db = sqlite3.connect(os.path.join(srv.dir, "openexec.db"), timeout=10)
+        with db:
+            db.execute(sql)
+        db.close()
 
     @staticmethod
     def swallow(srv, nonce):

@@ -14,9 +14,11 @@ Skipped without OE_TEST_PG_URL (scripts/test.sh sets it).
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -291,6 +293,68 @@ class StartTogetherTests(unittest.TestCase):
             again = harness.Server(db_url=self.db, threads=1, env=env).start()
             self.servers.append(again)
             self.assertEqual(again.get("/receipts/key").json()["origin"], "example.com/shared")
+
+
+@unittest.skipUnless(PG, "needs PostgreSQL (OE_TEST_PG_URL)")
+class VanishedInstanceTests(unittest.TestCase):
+    """An operator action claimed by an instance that dies and never comes
+    back: the others leave it alone while that instance lives, and mark it
+    unknown once it is gone (SPEC 3.2), without anyone restarting it."""
+
+    def test_claims_of_a_dead_instance_become_unknown_elsewhere(self):
+        db = harness.new_pg_database()
+        servers = []
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                counter = os.path.join(d, "runs")
+                actions = os.path.join(d, "actions.json")
+                with open(actions, "w") as f:
+                    json.dump({"actions": {"slow": {
+                        "exec": [os.path.join(harness.SOURCE_DIR, "tests", "actions", "slow.sh")],
+                        "timeout_ms": 60000, "env": {"SLEEP": "20", "COUNTER_FILE": counter}}}}, f)
+                env = {"OPENEXEC_ACTIONS_FILE": actions}
+                runner = harness.Server(db_url=db, threads=1, env=env).start()
+                servers.append(runner)
+                t = threading.Thread(target=self.swallow, args=(runner, "vanish-1"))
+                t.start()
+                for _ in range(100):
+                    if os.path.exists(counter):
+                        break
+                    time.sleep(0.1)
+                self.assertTrue(os.path.exists(counter), "the action started")
+
+                # A second instance starts while the first lives: untouched.
+                other = harness.Server(db_url=db, threads=1, env=env).start()
+                servers.append(other)
+                r = other.execute("slow", {}, nonce="vanish-1")
+                self.assertEqual((r.status, r.json()["error"]), (409, "request_in_progress"))
+
+                runner.proc.send_signal(signal.SIGKILL)
+                runner.proc.wait()
+                t.join(10)
+                # The next instance to look (at its start) sees the holder's
+                # process gone and marks the claim unknown for everyone.
+                third = harness.Server(db_url=db, threads=1, env=env).start()
+                servers.append(third)
+                self.assertTrue(third.log_has("of instances that are gone were running"),
+                                third.log())
+                for srv in (other, third):
+                    r = srv.execute("slow", {}, nonce="vanish-1")
+                    self.assertEqual((r.status, r.json()["error"]), (409, "outcome_unknown"))
+                with open(counter) as f:
+                    self.assertEqual(len(f.read().splitlines()), 1, "it never ran again")
+        finally:
+            for s in servers:
+                s.cleanup()
+            harness.psql(PG, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db.rsplit("/", 1)[1],
+                         check=False)
+
+    @staticmethod
+    def swallow(srv, nonce):
+        try:
+            srv.execute("slow", {}, nonce=nonce, timeout=30)
+        except Exception:
+            pass
 
 
 PRIV, PUB = clawshield.keygen()
