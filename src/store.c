@@ -327,9 +327,10 @@ static int batch_get(void *ctx, unsigned level, uint64_t index, uint8_t out[32])
 /* ---- the writer ---------------------------------------------------------- */
 
 /* Holder ids are "host:pid:uuid".  A holder on this host whose process is
- * gone, or that is an earlier incarnation of our own pid (a restarted
- * container), cannot still be writing: its lease need not run out first. */
-static int holder_is_stale(const char *holder)
+ * gone, or (own_pid_is_stale) that is an earlier incarnation of our own pid
+ * (a restarted container), cannot still be writing: its lease need not run
+ * out first. */
+static int holder_process_gone(const char *holder, int own_pid_is_stale)
 {
     char host[256], mine[256];
     const char *colon = strchr(holder, ':');
@@ -348,8 +349,22 @@ static int holder_is_stale(const char *holder)
     if (end == colon + 1 || *end != ':' || pid <= 0)
         return 0;
     if ((pid_t)pid == getpid())
-        return 1;
+        return own_pid_is_stale;
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* For our own origin's lease: our pid in it is an earlier us. */
+static int holder_is_stale(const char *holder)
+{
+    return holder_process_gone(holder, 1);
+}
+
+/* For other origins' leases (release_orphans): our pid there may as well
+ * be a twin in another container that shares our host name; only a pid
+ * that does not exist counts. */
+static int other_holder_is_dead(const char *holder)
+{
+    return holder_process_gone(holder, 0);
 }
 
 static void make_holder_id(char *out, size_t cap)
@@ -369,7 +384,7 @@ static void make_holder_id(char *out, size_t cap)
  * between hosts cannot make a live instance look gone. */
 static int release_orphans(store *st)
 {
-    store_lease self = {st->origin, st->key->pk, st->holder, 0, 0, holder_is_stale};
+    store_lease self = {st->origin, st->key->pk, st->holder, 0, 0, other_holder_is_dead};
     int64_t cut = 0;
 
     self.now_us = oe_now_us() - (int64_t)LEASE_MS * 1000;
