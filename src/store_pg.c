@@ -244,14 +244,22 @@ static const pg_statement ST_MARK_UNKNOWN = {
     "UPDATE executions SET state = 2 WHERE state = 0 AND claimed_by = $1",
     1,
     {OID_TEXT}};
-/* Other logs' leases, for release_orphans; SKIP LOCKED passes over a log
- * whose instance is renewing its lease right now (it is alive), and the
- * lock taken on the others keeps their instance from coming back and
- * claiming anew while its old claims are being marked. */
+/* Other logs' leases, for release_orphans: read without locks (a live
+ * instance's row is never locked by another's sweep), then each one that
+ * looks gone is locked and judged again.  SKIP LOCKED passes over a log
+ * whose instance is renewing its lease right now (it is alive); the lock
+ * keeps an instance that comes back from claiming anew while its old
+ * claims are being marked. */
 static const pg_statement ST_OTHER_LEASES = {
     "oe_other_leases",
     "SELECT origin, lease_holder, lease_expires_us FROM logs"
-    " WHERE origin <> $1 AND lease_expires_us >= 0 FOR UPDATE SKIP LOCKED",
+    " WHERE origin <> $1 AND lease_expires_us >= 0",
+    1,
+    {OID_TEXT}};
+static const pg_statement ST_LOCK_OTHER_LEASE = {
+    "oe_lock_other_lease",
+    "SELECT origin, lease_holder, lease_expires_us FROM logs"
+    " WHERE origin = $1 AND lease_expires_us >= 0 FOR UPDATE SKIP LOCKED",
     1,
     {OID_TEXT}};
 static const pg_statement ST_RETIRE_LEASE = {
@@ -339,16 +347,27 @@ static const pg_statement ST_EXPORT = {
     3,
     {OID_INT8, OID_INT8, OID_INT8}};
 
-static const pg_statement *const WRITER_STATEMENTS[] = {&ST_FIND_EXECUTION,   &ST_GET_NODE,
-                                                        &ST_INSERT_EXECUTION, &ST_INSERT_APPROVAL,
-                                                        &ST_COMPLETE,         &ST_INSERT_RECEIPT,
-                                                        &ST_INSERT_NODE,      &ST_CREATE_LOG,
-                                                        &ST_LOCK_LOG,         &ST_UPDATE_LEASE,
-                                                        &ST_RELEASE_LEASE,    &ST_LOG_SIZE,
-                                                        &ST_SAVE_CHECKPOINT,  &ST_PROBE,
-                                                        &ST_MARK_UNKNOWN,     &ST_OTHER_LEASES,
-                                                        &ST_RETIRE_LEASE,     &ST_XID,
-                                                        &ST_XID_STATUS,       NULL};
+static const pg_statement *const WRITER_STATEMENTS[] = {&ST_FIND_EXECUTION,
+                                                        &ST_GET_NODE,
+                                                        &ST_INSERT_EXECUTION,
+                                                        &ST_INSERT_APPROVAL,
+                                                        &ST_COMPLETE,
+                                                        &ST_INSERT_RECEIPT,
+                                                        &ST_INSERT_NODE,
+                                                        &ST_CREATE_LOG,
+                                                        &ST_LOCK_LOG,
+                                                        &ST_UPDATE_LEASE,
+                                                        &ST_RELEASE_LEASE,
+                                                        &ST_LOG_SIZE,
+                                                        &ST_SAVE_CHECKPOINT,
+                                                        &ST_PROBE,
+                                                        &ST_MARK_UNKNOWN,
+                                                        &ST_OTHER_LEASES,
+                                                        &ST_LOCK_OTHER_LEASE,
+                                                        &ST_RETIRE_LEASE,
+                                                        &ST_XID,
+                                                        &ST_XID_STATUS,
+                                                        NULL};
 static const pg_statement *const READER_STATEMENTS[] = {
     &ST_FIND_EXECUTION, &ST_GET_NODE, &ST_FIND_LOG,        &ST_FIND_RECEIPT,
     &ST_LIST_UNKNOWN,   &ST_EXPORT,   &ST_FIND_CHECKPOINT, NULL};
@@ -1635,39 +1654,57 @@ static int writer_mark_unknown(void *p, const char *claimed_by, int64_t *count)
     return 0;
 }
 
-static int writer_release_orphans(void *p, const store_lease *self, int64_t *count)
+/* Whether row i of a logs(origin, lease_holder, lease_expires_us) result
+ * is a gone instance's.  Binary results: text is its bytes, and libpq adds
+ * a NUL. */
+static int row_is_gone(const store_lease *self, PGresult *res, int i)
+{
+    const char *holder = PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1);
+
+    return PQgetlength(res, i, 2) == 8 &&
+           store_lease_gone(self, holder, (int64_t)get_be64(PQgetvalue(res, i, 2)));
+}
+
+/* Marks one gone log's running claims unknown, under its row's lock, if it
+ * is still gone then; adds them to *count. */
+static int release_one(void *p, const store_lease *self, const char *origin, int64_t *count)
 {
     pg_link *l = &((pg_writer *)p)->link;
     pg_params q = {0};
     PGresult *res, *retired;
+    int64_t cut = 0;
+    int rc = 0;
+
+    p_text(&q, origin);
+    if ((res = w_run(l, &ST_LOCK_OTHER_LEASE, &q, 1)) == NULL)
+        return writer_failed(l);
+    if (PQntuples(res) == 1 && row_is_gone(self, res, 0)) {
+        if (writer_mark_unknown(p, origin, &cut) != 0)
+            rc = -1;
+        else if ((retired = w_run(l, &ST_RETIRE_LEASE, &q, 0)) == NULL)
+            rc = writer_failed(l);
+        else
+            PQclear(retired);
+        *count += cut;
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int writer_release_orphans(void *p, const store_lease *self, int64_t *count)
+{
+    pg_link *l = &((pg_writer *)p)->link;
+    pg_params q = {0};
+    PGresult *res;
     int i, rc = 0;
 
     *count = 0;
     p_text(&q, self->origin);
     if ((res = w_run(l, &ST_OTHER_LEASES, &q, 1)) == NULL)
         return writer_failed(l);
-    for (i = 0; i < PQntuples(res); i++) {
-        /* Binary results: text is its bytes, and libpq adds a NUL. */
-        const char *origin = PQgetvalue(res, i, 0);
-        const char *holder = PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1);
-        int64_t cut = 0;
-
-        if (PQgetlength(res, i, 2) != 8 ||
-            !store_lease_gone(self, holder, (int64_t)get_be64(PQgetvalue(res, i, 2))))
-            continue;
-        if (writer_mark_unknown(p, origin, &cut) != 0) {
-            rc = -1;
-            break;
-        }
-        memset(&q, 0, sizeof(q));
-        p_text(&q, origin);
-        if ((retired = w_run(l, &ST_RETIRE_LEASE, &q, 0)) == NULL) {
-            rc = writer_failed(l);
-            break;
-        }
-        PQclear(retired);
-        *count += cut;
-    }
+    for (i = 0; rc == 0 && i < PQntuples(res); i++)
+        if (row_is_gone(self, res, i))
+            rc = release_one(p, self, PQgetvalue(res, i, 0), count);
     PQclear(res);
     return rc;
 }
