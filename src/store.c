@@ -378,6 +378,14 @@ static void make_holder_id(char *out, size_t cap)
     snprintf(out, cap, "%s:%ld:%s", host, (long)getpid(), uuid);
 }
 
+static void warn_unknown(int64_t cut, const char *what)
+{
+    if (cut > 0)
+        oe_log("warn",
+               "store: %lld execution(s) %s; their outcome is unknown (see openexec pending)",
+               (long long)cut, what);
+}
+
 /* Marks unknown what other instances were running when they went away
  * for good (SPEC 3.2: outcome_unknown, not request_in_progress forever).
  * "Gone" is judged a lease length late, so that clocks that differ
@@ -390,11 +398,7 @@ static int release_orphans(store *st)
     self.now_us = oe_now_us() - (int64_t)LEASE_MS * 1000;
     if (st->ops->release_orphans(st->writer_db, &self, &cut) != 0)
         return -1;
-    if (cut > 0)
-        oe_log("warn",
-               "store: %lld execution(s) of instances that are gone were running; their "
-               "outcome is unknown (see openexec pending)",
-               (long long)cut);
+    warn_unknown(cut, "of instances that are gone were running");
     return 0;
 }
 
@@ -877,11 +881,7 @@ static int open_log(store *st, const store_log_identity *id, char *why, size_t w
             snprintf(why, why_len, "cannot mark interrupted executions");
             return -1;
         }
-        if (cut > 0)
-            oe_log("warn",
-                   "store: %lld execution(s) were running when this instance stopped; their "
-                   "outcome is unknown (see openexec pending)",
-                   (long long)cut);
+        warn_unknown(cut, "were running when this instance stopped");
     }
     if (tlog_frontier_load(&st->frontier, size, writer_node, &(writer_log){st, st->log_id}) != 0) {
         snprintf(why, why_len, "log %s: the stored tree of %llu entries is incomplete", st->origin,

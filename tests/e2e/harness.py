@@ -326,6 +326,23 @@ def fire_together(calls):
     return results
 
 
+def in_background(call):
+    """Runs call on its own thread, for a request the test will cut off (it
+    kills the server) or race with; returns (thread, results): results gets
+    call's value, or the exception it raised."""
+    results = []
+
+    def run():
+        try:
+            results.append(call())
+        except Exception as e:  # a killed server: the test looks elsewhere
+            results.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, results
+
+
 class Burst:
     """`clients` threads, each sending echo executions with fresh nonces
     (burst-K-I) to srv until stop(); for crash tests.  answers maps each

@@ -40,6 +40,34 @@ def count_runs(path):
         return 0
 
 
+def slow_actions(directory, sleep):
+    """actions.json with one action, `slow`: tests/actions/slow.sh sleeping
+    `sleep` seconds and counting its runs; returns (its path, the counter)."""
+    counter = os.path.join(directory, "runs")
+    path = write_actions(directory, {"slow": {"exec": [script("slow.sh")], "timeout_ms": 60000,
+                                              "env": {"SLEEP": sleep, "COUNTER_FILE": counter}}})
+    return path, counter
+
+
+def wait_for_runs(test, counter, runs=1):
+    for _ in range(250):
+        if count_runs(counter) >= runs:
+            break
+        time.sleep(0.02)
+    test.assertEqual(count_runs(counter), runs, "the action started")
+
+
+def kill_while_running(test, directory, env, counter, nonce):
+    """A server in directory runs `slow` for nonce and is killed (SIGKILL)
+    while the program runs."""
+    srv = harness.Server(workdir=directory, env=env).start()
+    t, _ = harness.in_background(lambda: srv.execute("slow", {}, nonce=nonce, timeout=30))
+    wait_for_runs(test, counter)
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait()
+    t.join(10)
+
+
 class ExecActionTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -231,27 +259,15 @@ class SameNonceRaceTests(unittest.TestCase):
         # attempts there; none of that may fail the commit (a 503 for all
         # of them, and for every other request that shared it).
         with tempfile.TemporaryDirectory() as d:
-            counter = os.path.join(d, "runs")
-            path = write_actions(d, {"quick": {"exec": [script("slow.sh")], "timeout_ms": 60000,
-                                               "env": {"SLEEP": "0.2", "COUNTER_FILE": counter}}})
+            path, counter = slow_actions(d, "0.2")
             nonces, senders = 12, 6
             with harness.Server(workdir=d, threads=2,
                                 env={"OPENEXEC_ACTIONS_FILE": path}) as srv:
                 for n in range(nonces):
-                    start = threading.Barrier(senders)
-                    answers = []
-
-                    def send(n=n, start=start, answers=answers):
-                        start.wait()
-                        answers.append(srv.execute("quick", {}, nonce="race-%d" % n, timeout=30))
-
-                    threads = [threading.Thread(target=send) for _ in range(senders)]
-                    for t in threads:
-                        t.start()
-                    for t in threads:
-                        t.join(30)
+                    answers = harness.fire_together(
+                        [lambda n=n: srv.execute("slow", {}, nonce="race-%d" % n, timeout=30)]
+                        * senders)
                     got = sorted((a.status, a.json().get("error")) for a in answers)
-                    self.assertEqual(len(got), senders)
                     self.assertIn((200, None), got, got)
                     for status, error in got:
                         self.assertIn((status, error), [(200, None), (409, "request_in_progress")],
@@ -263,21 +279,9 @@ class SameNonceRaceTests(unittest.TestCase):
 class CrashTests(unittest.TestCase):
     def test_kill9_while_running_gives_outcome_unknown_never_a_second_run(self):
         with tempfile.TemporaryDirectory() as d:
-            counter = os.path.join(d, "runs")
-            path = write_actions(d, {"slow": {"exec": [script("slow.sh")], "timeout_ms": 60000,
-                                              "env": {"SLEEP": "20", "COUNTER_FILE": counter}}})
+            path, counter = slow_actions(d, "20")
             env = {"OPENEXEC_ACTIONS_FILE": path}
-            srv = harness.Server(workdir=d, env=env).start()
-            th = threading.Thread(target=lambda: self.swallow(srv, "crash-1"))
-            th.start()
-            for _ in range(50):
-                if count_runs(counter) == 1:
-                    break
-                time.sleep(0.1)
-            self.assertEqual(count_runs(counter), 1, "the action started")
-            srv.proc.send_signal(signal.SIGKILL)
-            srv.proc.wait()
-            th.join(10)
+            kill_while_running(self, d, env, counter, "crash-1")
 
             with harness.Server(workdir=d, env=env) as again:
                 for _ in range(3):
@@ -319,22 +323,10 @@ class CrashTests(unittest.TestCase):
         # lease again).  Its claim must not answer request_in_progress
         # forever: the next instance marks it unknown, like a restart would.
         with tempfile.TemporaryDirectory() as d:
-            counter = os.path.join(d, "runs")
-            path = write_actions(d, {"slow": {"exec": [script("slow.sh")], "timeout_ms": 60000,
-                                              "env": {"SLEEP": "20", "COUNTER_FILE": counter}}})
+            path, counter = slow_actions(d, "20")
             env = {"OPENEXEC_ACTIONS_FILE": path,
                    "OPENEXEC_RECEIPT_KEY": os.path.join(d, "retired.key")}
-            srv = harness.Server(workdir=d, env=env).start()
-            th = threading.Thread(target=lambda: self.swallow(srv, "orphan-1"))
-            th.start()
-            for _ in range(50):
-                if count_runs(counter) == 1:
-                    break
-                time.sleep(0.1)
-            self.assertEqual(count_runs(counter), 1, "the action started")
-            srv.proc.send_signal(signal.SIGKILL)
-            srv.proc.wait()
-            th.join(10)
+            kill_while_running(self, d, env, counter, "orphan-1")
 
             env["OPENEXEC_RECEIPT_KEY"] = os.path.join(d, "new.key")
             with harness.Server(workdir=d, env=env) as other:
@@ -355,19 +347,11 @@ class CrashTests(unittest.TestCase):
         # one gone).  The late result must not overwrite that: the answer
         # is a 503, and every replay stays outcome_unknown.
         with tempfile.TemporaryDirectory() as d:
-            counter = os.path.join(d, "runs")
-            path = write_actions(d, {"slow": {"exec": [script("slow.sh")], "timeout_ms": 60000,
-                                              "env": {"SLEEP": "2", "COUNTER_FILE": counter}}})
+            path, counter = slow_actions(d, "2")
             with harness.Server(workdir=d, env={"OPENEXEC_ACTIONS_FILE": path}) as srv:
-                result = []
-                t = threading.Thread(target=lambda: result.append(
-                    srv.execute("slow", {}, nonce="late-1", timeout=30)))
-                t.start()
-                for _ in range(100):
-                    if count_runs(counter) == 1:
-                        break
-                    time.sleep(0.02)
-                self.assertEqual(count_runs(counter), 1, "the action started")
+                t, result = harness.in_background(
+                    lambda: srv.execute("slow", {}, nonce="late-1", timeout=30))
+                wait_for_runs(self, counter)
                 self.mark_running_unknown(srv)
                 t.join(30)
                 self.assertEqual((result[0].status, result[0].json()["error"]),
@@ -393,12 +377,6 @@ class CrashTests(unittest.TestCase):
             db.execute(sql)
         db.close()
 
-    @staticmethod
-    def swallow(srv, nonce):
-        try:
-            srv.execute("slow", {}, nonce=nonce, timeout=30)
-        except Exception:
-            pass
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -315,8 +314,8 @@ class VanishedInstanceTests(unittest.TestCase):
                 env = {"OPENEXEC_ACTIONS_FILE": actions}
                 runner = harness.Server(db_url=db, threads=1, env=env).start()
                 servers.append(runner)
-                t = threading.Thread(target=self.swallow, args=(runner, "vanish-1"))
-                t.start()
+                t, _ = harness.in_background(
+                    lambda: runner.execute("slow", {}, nonce="vanish-1", timeout=30))
                 for _ in range(100):
                     if os.path.exists(counter):
                         break
@@ -348,13 +347,6 @@ class VanishedInstanceTests(unittest.TestCase):
                 s.cleanup()
             harness.psql(PG, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db.rsplit("/", 1)[1],
                          check=False)
-
-    @staticmethod
-    def swallow(srv, nonce):
-        try:
-            srv.execute("slow", {}, nonce=nonce, timeout=30)
-        except Exception:
-            pass
 
 
 PRIV, PUB = clawshield.keygen()
