@@ -432,16 +432,48 @@ typedef struct writer_log {
 } writer_log;
 static int writer_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32]);
 
-/* Applies one item: the claim (executions), then its receipt and nodes. */
+/* Decides, before the batch's receipts are counted, what only the
+ * database can tell about an operator action's items: whether a claim gets
+ * its nonce, and whether an outcome's claim is still the one it expects
+ * (not marked unknown by another instance, or resolved, meanwhile).  Either
+ * way a loser becomes an attempt with a receipt of its own (on_conflict),
+ * so the count is exact; built-in executions, whose conflicts cost the same
+ * one receipt, are claimed in order by apply_item. */
+static int decide_early(store *st, store_item *item)
+{
+    item->result = STORE_COMMITTED;
+    if (item->kind == STORE_ITEM_CLAIM) {
+        if (st->ops->claim(st->writer_db, item, item->receipt.exec_id, item->receipt.action,
+                           st->origin, st->log_id) != 0)
+            return -1;
+    } else if (item->kind == STORE_ITEM_FINISH) {
+        store_execution_free(&item->existing);
+        memset(&item->existing, 0, sizeof(item->existing));
+        if (st->ops->find_execution_w(st->writer_db, item->nonce, item->nonce_len,
+                                      &item->existing) != STORE_OK)
+            return -1; /* a claim is never deleted: the database failed */
+        if (item->existing.state == item->finishes_state) {
+            store_execution_free(&item->existing);
+            memset(&item->existing, 0, sizeof(item->existing));
+            return 0;
+        }
+        item->result = STORE_NONCE_TAKEN;
+    }
+    if (item->result != STORE_COMMITTED)
+        item->on_conflict(item);
+    return 0;
+}
+
+/* Applies one item: the claim (built-in executions), then its receipt and
+ * nodes. */
 static int apply_item(store *st, store_item *item, batch_nodes *bn, oe_buf *rendered)
 {
     uint64_t seq = st->frontier.size;
     uint8_t leaf[32];
 
-    item->result = STORE_COMMITTED;
     item->seq = seq;
     item->tree_size = bn->end_max; /* what this item's answer is proven against */
-    if (item->kind == STORE_ITEM_EXECUTION || item->kind == STORE_ITEM_CLAIM) {
+    if (item->kind == STORE_ITEM_EXECUTION) {
         if (st->ops->claim(st->writer_db, item, item->receipt.exec_id, item->receipt.action,
                            st->origin, st->log_id) != 0)
             return -1;
@@ -551,14 +583,10 @@ static int resync_log(store *st)
     return 0;
 }
 
-/* run_batch's "roll back and run again": the plan of receipts was wrong. */
-#define BATCH_REPLAN 1
-
-/* Runs one batch in one transaction: 0 when committed, BATCH_REPLAN when
- * it must run again (nothing written), -1 when the database failed. */
+/* Runs one batch in one transaction. */
 static int run_batch(store *st, store_item *batch, note_entry *signed_head)
 {
-    size_t receipts, count = batch_length(batch, &receipts), i;
+    size_t receipts = 0, count = 0, i;
     oe_buf *rendered = NULL;
     batch_nodes bn;
     uint8_t root[32];
@@ -567,28 +595,31 @@ static int run_batch(store *st, store_item *batch, note_entry *signed_head)
 
     if (st->resync && resync_log(st) != 0)
         return -1;
-    if (batch_init(&bn, st, receipts) != 0 || (rendered = calloc(count, sizeof(*rendered))) == NULL)
-        goto out;
-    for (i = 0; i < count; i++)
-        oe_buf_init(&rendered[i], 64 * 1024);
+    memset(&bn, 0, sizeof(bn));
+    bn.before = st->frontier;
     if (st->ops->begin(st->writer_db) != 0)
-        goto out;
+        return -1;
     if (oe_monotonic_ms() - st->lease_renewed_ms > LEASE_RENEW_MS && renew_lease(st) != 0)
         goto fail;
     if (!st->checkpoint_saved &&
         st->ops->save_checkpoint(st->writer_db, st->log_id, st->latest.size, st->latest.note,
                                  st->latest.len) != 0)
         goto fail;
+    for (item = batch; item != NULL; item = item->next)
+        if (decide_early(st, item) != 0)
+            goto fail;
+    count = batch_length(batch, &receipts);
+    if (batch_init(&bn, st, receipts) != 0 || (rendered = calloc(count, sizeof(*rendered))) == NULL)
+        goto fail;
+    for (i = 0; i < count; i++)
+        oe_buf_init(&rendered[i], 64 * 1024);
     for (item = batch, i = 0; item != NULL; item = item->next, i++)
         if (apply_item(st, item, &bn, &rendered[i]) != 0)
             goto fail;
     bn.end = st->frontier.size;
     if (bn.end != bn.end_max) {
-        /* A claim that lost its nonce to a request earlier in this batch
-         * (or to another instance) became an attempt with a receipt, so
-         * the rows written with the planned tree size are wrong.  Its
-         * conflict is decided now: run the batch again with it counted. */
-        rc = BATCH_REPLAN;
+        oe_log("error", "store: a batch appended %llu receipts, not the %zu planned",
+               (unsigned long long)(bn.end - bn.start), receipts);
         goto fail;
     }
     tlog_frontier_root(&st->frontier, root);
@@ -607,8 +638,6 @@ static int run_batch(store *st, store_item *batch, note_entry *signed_head)
     rc = 0;
     goto out;
 fail:
-    if (rc != BATCH_REPLAN)
-        rc = -1;
     free(signed_head->note);
     signed_head->note = NULL;
     st->ops->rollback(st->writer_db);
@@ -776,17 +805,7 @@ static void *writer_main(void *arg)
         memset(&head, 0, sizeof(head));
         started = oe_monotonic_us();
         for (attempt = 0;; attempt++) {
-            int rc = run_batch(st, batch, &head);
-
-            failed = rc != 0;
-            if (rc == BATCH_REPLAN) {
-                if (attempt < MAX_BATCH_RETRIES)
-                    continue;
-                oe_log("error",
-                       "store: a batch still appended more receipts than planned "
-                       "after %d runs; failing it",
-                       attempt + 1);
-            }
+            failed = run_batch(st, batch, &head) != 0;
             if (!failed || attempt == MAX_BATCH_RETRIES || st->ops->retryable == NULL ||
                 !st->ops->retryable(st->writer_db))
                 break;

@@ -176,7 +176,7 @@ struct store_item {
      * or EXEC_STATE_UNKNOWN for an operator's resolution.  An answer never
      * overwrites an outcome decided meanwhile (a claim of a vanished
      * instance marked unknown by another, then resolved). */
-    int finishes_state;
+    exec_state finishes_state;
 
     /* The receipt of this attempt (log and seq are the writer's).  On a
      * conflict, on_conflict rewrites it to what really happened. */

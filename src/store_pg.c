@@ -1635,7 +1635,7 @@ static int writer_complete(void *p, const store_item *item, int64_t log_id)
     p_text_or_null(&q, item->receipt.result_sha256);
     p_text_or_null(&q, item->receipt.error);
     /* A built-in's row was inserted done by its claim, in this transaction. */
-    p_int4(&q, item->kind == STORE_ITEM_EXECUTION ? EXEC_STATE_DONE : item->finishes_state);
+    p_int4(&q, (int)(item->kind == STORE_ITEM_EXECUTION ? EXEC_STATE_DONE : item->finishes_state));
     return w_send(l, &ST_COMPLETE, &q, 1) == 0 ? 0 : writer_failed(l);
 }
 

@@ -831,7 +831,7 @@ static int writer_complete(void *p, const store_item *item, int64_t log_id)
     sqlite3_bind_int(st, 5, item->status);
     bind_text_or_null(st, 6, item->receipt.result_sha256);
     bind_text_or_null(st, 7, item->receipt.error);
-    sqlite3_bind_int(st, 10, item->finishes_state);
+    sqlite3_bind_int(st, 10, (int)item->finishes_state);
     if (step_done(st) != 0)
         return -1;
     return sqlite3_changes(((sqlite_conn *)p)->db) == 1 ? 0 : -1;
