@@ -590,13 +590,18 @@ fail:
     return NULL;
 }
 
-/* Says why a statement failed, while SQLite still knows: a batch that
- * fails is rolled back whole and its requests get a 503, and without this
- * line the operator would not learn that the disk is full or the file
- * corrupt.  The statement's first words say which one it was. */
+/* Says why a write or a transaction failed, while SQLite still knows: a
+ * batch that fails is rolled back whole and its requests get a 503, and
+ * without this line the operator would not learn that the disk is full or
+ * the file corrupt.  The statement's first words say which one it was.
+ * Failed reads are not logged here: readers run one per request, and a
+ * broken database would flood the log (the store logs its state changes). */
 static void log_step_failure(sqlite3_stmt *st, int rc)
 {
     const char *sql = sqlite3_sql(st);
+
+    if (sql != NULL && strncmp(sql, "SELECT", 6) == 0)
+        return;
 
     oe_log("error", "store: SQLite error %d, %s, in \"%.40s...\"", rc,
            sqlite3_errmsg(sqlite3_db_handle(st)), sql ? sql : "?");
