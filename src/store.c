@@ -74,9 +74,10 @@ struct store {
     int64_t log_id;
     tlog_frontier frontier;
     uint64_t lease_renewed_ms;
-    int checkpoint_saved; /* the latest note is in the database too */
-    int resync;           /* a batch failed: re-read the log before the next one */
-    int side_fd;          /* last signed checkpoint, outside the database */
+    uint64_t orphans_swept_ms; /* sweep_orphans: not more often than a renewal */
+    int checkpoint_saved;      /* the latest note is in the database too */
+    int resync;                /* a batch failed: re-read the log before the next one */
+    int side_fd;               /* last signed checkpoint, outside the database */
 
     /* signed notes: the latest, and recent ones for replays */
     pthread_mutex_t notes_lock;
@@ -326,14 +327,37 @@ static int batch_get(void *ctx, unsigned level, uint64_t index, uint8_t out[32])
 
 /* ---- the writer ---------------------------------------------------------- */
 
-/* Holder ids are "host:pid:uuid".  A holder on this host whose process is
- * gone, or (own_pid_is_stale) that is an earlier incarnation of our own pid
- * (a restarted container), cannot still be writing: its lease need not run
- * out first. */
-static int holder_process_gone(const char *holder, int own_pid_is_stale)
+/* The id of our pid namespace (the number in /proc/self/ns/pid), or "?":
+ * two processes' ids can only be compared inside one namespace. */
+static void pid_namespace(char *out, size_t cap)
 {
-    char host[256], mine[256];
-    const char *colon = strchr(holder, ':');
+    char link[64];
+    ssize_t n = readlink("/proc/self/ns/pid", link, sizeof(link) - 1);
+    const char *open_bracket;
+
+    snprintf(out, cap, "?");
+    if (n <= 0)
+        return;
+    link[n] = '\0';
+    if ((open_bracket = strchr(link, '[')) != NULL)
+        snprintf(out, cap, "%.*s", (int)strcspn(open_bracket + 1, "]"), open_bracket + 1);
+}
+
+/* Holder ids are "host:pid:uuid:pidns" ("host:pid:uuid" before the
+ * namespace was added).  Whether the holder's process is provably gone:
+ * it ran on this host name, and its pid no longer exists.
+ *
+ * For our own origin (own_origin) we also count our own pid as an earlier
+ * us (a restarted container gets pid 1 again and a new namespace), as we
+ * always did: two live processes with one origin are a misconfiguration
+ * the lease exists to catch.  For another origin's lease the pid is only
+ * meaningful in our own pid namespace: with a shared host name (host
+ * networking) another container's pid says nothing about its process, so
+ * there only the lease's expiry counts. */
+static int holder_process_gone(const char *holder, int own_origin)
+{
+    char host[256], mine[256], ns[32];
+    const char *colon = strchr(holder, ':'), *uuid, *holder_ns;
     long pid;
     char *end;
 
@@ -348,20 +372,23 @@ static int holder_process_gone(const char *holder, int own_pid_is_stale)
     pid = strtol(colon + 1, &end, 10);
     if (end == colon + 1 || *end != ':' || pid <= 0)
         return 0;
+    if (!own_origin) {
+        uuid = end + 1;
+        holder_ns = strchr(uuid, ':');
+        pid_namespace(ns, sizeof(ns));
+        if (holder_ns == NULL || strcmp(ns, "?") == 0 || strcmp(holder_ns + 1, ns) != 0)
+            return 0;
+    }
     if ((pid_t)pid == getpid())
-        return own_pid_is_stale;
+        return 1; /* an earlier us: we are alive and hold only our own origin */
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
-/* For our own origin's lease: our pid in it is an earlier us. */
 static int holder_is_stale(const char *holder)
 {
     return holder_process_gone(holder, 1);
 }
 
-/* For other origins' leases (release_orphans): our pid there may as well
- * be a twin in another container that shares our host name; only a pid
- * that does not exist counts. */
 static int other_holder_is_dead(const char *holder)
 {
     return holder_process_gone(holder, 0);
@@ -369,13 +396,14 @@ static int other_holder_is_dead(const char *holder)
 
 static void make_holder_id(char *out, size_t cap)
 {
-    char host[200], uuid[37];
+    char host[200], uuid[37], ns[32];
 
     if (gethostname(host, sizeof(host)) != 0)
         snprintf(host, sizeof(host), "unknown");
     host[sizeof(host) - 1] = '\0';
     oe_uuid4(uuid);
-    snprintf(out, cap, "%s:%ld:%s", host, (long)getpid(), uuid);
+    pid_namespace(ns, sizeof(ns));
+    snprintf(out, cap, "%s:%ld:%s:%s", host, (long)getpid(), uuid, ns);
 }
 
 static void warn_unknown(int64_t cut, const char *what)
@@ -396,10 +424,25 @@ static int release_orphans(store *st)
     int64_t cut = 0;
 
     self.now_us = oe_now_us() - (int64_t)LEASE_MS * 1000;
-    if (st->ops->release_orphans(st->writer_db, &self, &cut) != 0)
+    st->orphans_swept_ms = oe_monotonic_ms();
+    if (st->ops->begin(st->writer_db) != 0 ||
+        st->ops->release_orphans(st->writer_db, &self, &cut) != 0 ||
+        st->ops->commit(st->writer_db) != 0) {
+        st->ops->rollback(st->writer_db);
+        oe_log("warn", "store: could not look for executions of instances that are gone; "
+                       "trying again later");
         return -1;
+    }
     warn_unknown(cut, "of instances that are gone were running");
     return 0;
+}
+
+/* Between batches, as often as the lease is renewed.  In a transaction of
+ * its own: whatever happens to it, our own lease and batches go on. */
+static void sweep_orphans_when_due(store *st)
+{
+    if (oe_monotonic_ms() - st->orphans_swept_ms > LEASE_RENEW_MS)
+        release_orphans(st);
 }
 
 static int renew_lease(store *st)
@@ -419,8 +462,6 @@ static int renew_lease(store *st)
         oe_log("error", "store: lease on log %s: %s", st->origin, why);
         return -1;
     }
-    if (release_orphans(st) != 0)
-        return -1;
     st->lease_renewed_ms = oe_monotonic_ms();
     return 0;
 }
@@ -769,6 +810,8 @@ static void idle_tick(store *st)
             st->ops->rollback(st->writer_db);
         set_writable(st, ok);
     }
+    if (atomic_load(&st->writable))
+        sweep_orphans_when_due(st);
 }
 
 static void *writer_main(void *arg)
@@ -824,6 +867,8 @@ static void *writer_main(void *arg)
             st->checkpoint_saved = 1;
         }
         finish_batch(st, batch, failed, &head);
+        if (!failed)
+            sweep_orphans_when_due(st);
 
         pthread_mutex_lock(&st->lock);
     }
@@ -895,13 +940,14 @@ static int open_log(store *st, const store_log_identity *id, char *why, size_t w
         int64_t cut = 0;
         if (st->ops->begin(st->writer_db) != 0 ||
             st->ops->mark_unknown(st->writer_db, st->origin, &cut) != 0 ||
-            release_orphans(st) != 0 || st->ops->commit(st->writer_db) != 0) {
+            st->ops->commit(st->writer_db) != 0) {
             st->ops->rollback(st->writer_db);
             snprintf(why, why_len, "cannot mark interrupted executions");
             return -1;
         }
         warn_unknown(cut, "were running when this instance stopped");
     }
+    release_orphans(st); /* not fatal: tried again at every renewal */
     if (tlog_frontier_load(&st->frontier, size, writer_node, &(writer_log){st, st->log_id}) != 0) {
         snprintf(why, why_len, "log %s: the stored tree of %llu entries is incomplete", st->origin,
                  (unsigned long long)size);
