@@ -74,7 +74,7 @@ struct store {
     int64_t log_id;
     tlog_frontier frontier;
     uint64_t lease_renewed_ms;
-    uint64_t orphans_swept_ms; /* sweep_orphans: not more often than a renewal */
+    uint64_t orphans_swept_ms; /* release_orphans: once per renewal interval */
     int checkpoint_saved;      /* the latest note is in the database too */
     int resync;                /* a batch failed: re-read the log before the next one */
     int side_fd;               /* last signed checkpoint, outside the database */
@@ -105,11 +105,7 @@ void store_execution_free(store_execution *ex)
     free(ex->approval_id);
     free(ex->response);
     free(ex->receipt);
-    ex->approval_id = NULL;
-    ex->response = NULL;
-    ex->response_len = 0;
-    ex->receipt = NULL;
-    ex->receipt_len = 0;
+    memset(ex, 0, sizeof(*ex));
 }
 
 /* A row that keeps only its answer's head (store_execution.receipt): the
@@ -489,13 +485,11 @@ static int decide_early(store *st, store_item *item)
             return -1;
     } else if (item->kind == STORE_ITEM_FINISH) {
         store_execution_free(&item->existing);
-        memset(&item->existing, 0, sizeof(item->existing));
         if (st->ops->find_execution_w(st->writer_db, item->nonce, item->nonce_len,
                                       &item->existing) != STORE_OK)
             return -1; /* a claim is never deleted: the database failed */
         if (item->existing.state == item->finishes_state) {
             store_execution_free(&item->existing);
-            memset(&item->existing, 0, sizeof(item->existing));
             return 0;
         }
         item->result = STORE_NONCE_TAKEN;
@@ -547,7 +541,6 @@ static int finish_item(store *st, store_item *item, batch_nodes *bn, const uint8
          * earlier in this very batch, whose answer was only completed since
          * (items finish in claim order): read it again. */
         store_execution_free(&item->existing);
-        memset(&item->existing, 0, sizeof(item->existing));
         if (st->ops->find_execution_w(st->writer_db, item->nonce, item->nonce_len,
                                       &item->existing) != STORE_OK ||
             expand_response(&item->existing, writer_node,
@@ -947,7 +940,7 @@ static int open_log(store *st, const store_log_identity *id, char *why, size_t w
         }
         warn_unknown(cut, "were running when this instance stopped");
     }
-    release_orphans(st); /* not fatal: tried again at every renewal */
+    release_orphans(st); /* not fatal: tried again every renewal interval */
     if (tlog_frontier_load(&st->frontier, size, writer_node, &(writer_log){st, st->log_id}) != 0) {
         snprintf(why, why_len, "log %s: the stored tree of %llu entries is incomplete", st->origin,
                  (unsigned long long)size);

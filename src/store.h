@@ -75,6 +75,8 @@ typedef struct store_execution {
     uint64_t receipt_seq;
 } store_execution;
 
+/* Frees what ex holds and leaves it empty (all zero), as it was before
+ * it was filled; freeing an empty one does nothing. */
 void store_execution_free(store_execution *ex);
 
 /* Who this instance's log is: its origin and the key that signs it. */
