@@ -326,6 +326,37 @@ def fire_together(calls):
     return results
 
 
+def slow_actions(directory, sleep):
+    """actions.json in directory with one operator action, `slow`:
+    tests/actions/slow.sh, which sleeps `sleep` seconds and counts its runs;
+    returns (the file's path, the counter's path)."""
+    counter = os.path.join(directory, "runs")
+    path = os.path.join(directory, "actions.json")
+    with open(path, "w") as f:
+        json.dump({"actions": {"slow": {
+            "exec": [os.path.join(SOURCE_DIR, "tests", "actions", "slow.sh")],
+            "timeout_ms": 60000, "env": {"SLEEP": sleep, "COUNTER_FILE": counter}}}}, f)
+    return path, counter
+
+
+def count_runs(path):
+    """How many runs a counting action (COUNTER_FILE) recorded in path."""
+    try:
+        with open(path) as f:
+            return len(f.read().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for_runs(test, counter, runs=1):
+    """Waits (5 s at most) until the action counted `runs` runs."""
+    for _ in range(250):
+        if count_runs(counter) >= runs:
+            break
+        time.sleep(0.02)
+    test.assertEqual(count_runs(counter), runs, "the action started")
+
+
 def in_background(call):
     """Runs call on its own thread, for a request the test will cut off (it
     kills the server) or race with; returns (thread, results): results gets

@@ -14,6 +14,7 @@ import time
 import unittest
 
 import harness
+from harness import count_runs, slow_actions, wait_for_runs
 
 ACTIONS = os.path.join(harness.SOURCE_DIR, "tests", "actions")
 
@@ -30,31 +31,6 @@ def write_actions(directory, actions, builtins=None):
     with open(path, "w") as f:
         json.dump(doc, f)
     return path
-
-
-def count_runs(path):
-    try:
-        with open(path) as f:
-            return len(f.read().splitlines())
-    except FileNotFoundError:
-        return 0
-
-
-def slow_actions(directory, sleep):
-    """actions.json with one action, `slow`: tests/actions/slow.sh sleeping
-    `sleep` seconds and counting its runs; returns (its path, the counter)."""
-    counter = os.path.join(directory, "runs")
-    path = write_actions(directory, {"slow": {"exec": [script("slow.sh")], "timeout_ms": 60000,
-                                              "env": {"SLEEP": sleep, "COUNTER_FILE": counter}}})
-    return path, counter
-
-
-def wait_for_runs(test, counter, runs=1):
-    for _ in range(250):
-        if count_runs(counter) >= runs:
-            break
-        time.sleep(0.02)
-    test.assertEqual(count_runs(counter), runs, "the action started")
 
 
 def kill_while_running(test, directory, env, counter, nonce):

@@ -305,22 +305,13 @@ class VanishedInstanceTests(unittest.TestCase):
         servers = []
         try:
             with tempfile.TemporaryDirectory() as d:
-                counter = os.path.join(d, "runs")
-                actions = os.path.join(d, "actions.json")
-                with open(actions, "w") as f:
-                    json.dump({"actions": {"slow": {
-                        "exec": [os.path.join(harness.SOURCE_DIR, "tests", "actions", "slow.sh")],
-                        "timeout_ms": 60000, "env": {"SLEEP": "20", "COUNTER_FILE": counter}}}}, f)
+                actions, counter = harness.slow_actions(d, "20")
                 env = {"OPENEXEC_ACTIONS_FILE": actions}
                 runner = harness.Server(db_url=db, threads=1, env=env).start()
                 servers.append(runner)
                 t, _ = harness.in_background(
                     lambda: runner.execute("slow", {}, nonce="vanish-1", timeout=30))
-                for _ in range(100):
-                    if os.path.exists(counter):
-                        break
-                    time.sleep(0.1)
-                self.assertTrue(os.path.exists(counter), "the action started")
+                harness.wait_for_runs(self, counter)
 
                 # A second instance starts while the first lives: untouched.
                 other = harness.Server(db_url=db, threads=1, env=env).start()
@@ -340,8 +331,7 @@ class VanishedInstanceTests(unittest.TestCase):
                 for srv in (other, third):
                     r = srv.execute("slow", {}, nonce="vanish-1")
                     self.assertEqual((r.status, r.json()["error"]), (409, "outcome_unknown"))
-                with open(counter) as f:
-                    self.assertEqual(len(f.read().splitlines()), 1, "it never ran again")
+                self.assertEqual(harness.count_runs(counter), 1, "it never ran again")
         finally:
             for s in servers:
                 s.cleanup()
