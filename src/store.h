@@ -10,8 +10,8 @@
  *
  *  - One writer thread owns every write.  Callers hand it store_item values
  *    with store_submit; it takes everything queued, applies the items in one
- *    transaction (each in its own savepoint, so one item's conflict never
- *    undoes another's work), appends one receipt per item to the Merkle log,
+ *    transaction (a refused item leaves no trace but its receipt, so one
+ *    item's conflict never undoes another's work), appends one receipt per item to the Merkle log,
  *    commits durably, signs one checkpoint for the new tree head, and only
  *    then calls each item's on_done.  Nothing is acknowledged before its
  *    commit, and one fsync and one signature serve the whole batch.

@@ -63,8 +63,9 @@ typedef struct store_backend_ops {
     int (*begin)(void *db);
     int (*commit)(void *db);
     void (*rollback)(void *db);
-    /* Claims the nonce for an execution item and uses up its approval, in a
-     * savepoint; sets item->result (and item->existing when taken).  A
+    /* Claims the nonce for an execution item and uses up its approval; a
+     * refused claim leaves no trace (SQLite checks before it writes,
+     * PostgreSQL rolls back to a savepoint).  Sets item->result (and item->existing when taken).  A
      * backend that stores answers as head + receipt place (see complete)
      * may write an EXECUTION item's row whole here: item->seq, tree_size
      * and head are final, and its receipt goes to log_id.  Returns -1 only
