@@ -1,7 +1,7 @@
 """Configuration (SPEC 1) and the command line, through the real binary."""
 
 import os
-import re
+import subprocess
 import tempfile
 import unittest
 
@@ -122,7 +122,6 @@ class ServeConfigTests(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             srv = harness.Server(workdir=tmp, env={"OPENEXEC_PORT": str(port)})
             srv.args = []
-            import subprocess, time
             p = subprocess.Popen([harness.BIN, "serve"], cwd=tmp, env=srv.env,
                                  stderr=subprocess.PIPE)
             try:
