@@ -18,10 +18,14 @@
  *   memory.  Guard and completion both run on the owning loop's thread.
  *
  * Limits
- *   Bodies are bounded by globalconf.max_request_entity_size (1 MiB).  h2o
- *   refuses a larger body itself, before any handler runs, with a text/plain
- *   413; a filter on the fallback path (the only path such early errors are
- *   bound to) rewrites that answer into SPEC 2's JSON body_too_large.
+ *   Bodies are bounded at 1 MiB.  h2o refuses a larger body itself, before
+ *   any handler runs, with a text/plain 413; a filter on the fallback path
+ *   (the only path such early errors are bound to) rewrites that answer into
+ *   SPEC 2's JSON body_too_large.  h2o refuses a chunked body when it
+ *   *reaches* globalconf.max_request_entity_size but a Content-Length only
+ *   *above* it, so the limit is set one byte higher and on_req refuses the
+ *   one body of exactly 1 MiB + 1 bytes that gets through: exactly 1 MiB
+ *   passes in both framings.
  *   Request line and headers are bounded at HEADERS_MAX (h2o's own bounds
  *   are looser), slow or idle clients by http1.req_timeout while sending and
  *   SEND_TIMEOUT_MS while (not) reading their answer, connections per loop
@@ -71,6 +75,7 @@
 #include "util.h"
 
 #define MAX_BODY_BYTES (1024 * 1024)
+#define BODY_TOO_LARGE_DETAIL "Request body exceeds 1048576 bytes"
 #define REQUEST_TIMEOUT_MS 10000
 #define DRAIN_FLUSH_MS 200
 #define REQUEST_ID_MAX 128
@@ -692,6 +697,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                    rid, NULL, endpoint_other());
         return 0;
     }
+    if (req->entity.base != NULL && req->entity.len > MAX_BODY_BYTES) {
+        send_error(req, 413, "body_too_large", BODY_TOO_LARGE_DETAIL, rid, NULL, endpoint_other());
+        return 0;
+    }
     if (header_bytes(req) > HEADERS_MAX) {
         req->http1_is_persistent = 0;
         send_error(req, 431, "headers_too_large", "Request line and headers exceed 16384 bytes",
@@ -755,7 +764,7 @@ static void replace_body_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *
 
 static void on_setup_error_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
-    static const char body[] = "{\"detail\":\"Request body exceeds 1048576 bytes\","
+    static const char body[] = "{\"detail\":\"" BODY_TOO_LARGE_DETAIL "\","
                                "\"error\":\"body_too_large\"}";
     replace_body_ostream *o;
     char *rid;
@@ -1198,7 +1207,7 @@ static void setup_h2o(oe_server *srv)
     oe_handler *handler;
 
     h2o_config_init(&srv->globalconf);
-    srv->globalconf.max_request_entity_size = MAX_BODY_BYTES;
+    srv->globalconf.max_request_entity_size = MAX_BODY_BYTES + 1; /* see "Limits" */
     srv->globalconf.http1.req_timeout = REQUEST_TIMEOUT_MS;
     srv->globalconf.http1.upgrade_to_http2 = 0;
     srv->globalconf.http2.idle_timeout = REQUEST_TIMEOUT_MS;

@@ -193,11 +193,11 @@ class Oversized:
 
 
 def too_large(srv, method, path):
-    """Declares a body over 1 MiB and sends only its first byte: the server
+    """Declares a body of 2 MiB and sends only its first byte: the server
     answers from the declared length, before reading the body, and closes
     (so http.client would fail writing the rest)."""
     out = srv.raw(b"%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: %d\r\n\r\n{" % (method.encode(), path.encode(), 1024 * 1024 + 1))
+                  b"Content-Length: %d\r\n\r\n{" % (method.encode(), path.encode(), 2 << 20))
     head, _, body = out.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = {}

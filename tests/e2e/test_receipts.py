@@ -694,7 +694,7 @@ class DemoReceiptTests(ServerCase):
         # The server answers 413 from the headers and closes, so the body is
         # not sent in full (http.client would fail on the broken pipe).
         got = self.srv.raw(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                           b"application/json\r\nContent-Length: 1048577\r\n\r\n{")
+                           b"application/json\r\nContent-Length: 2097152\r\n\r\n{")
         self.assertTrue(got.startswith(b"HTTP/1.1 413 "), got[:200])
         self.assertIn(b'"error":"body_too_large"', got)
         self.assertNotIn(b"signed_receipt", got)
