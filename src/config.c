@@ -171,19 +171,20 @@ out:
     return data;
 }
 
-static void load_clawshield(oe_config *cfg, char *warn, size_t warn_len)
+/* Reads CLAWSHIELD_PUBLIC_KEY (PEM text, or the path of a PEM file) into
+ * cfg->clawshield_keys; on failure says why in problem. */
+static int load_clawshield_keys(oe_config *cfg, char *problem, size_t problem_len)
 {
     const char *pem = env_value("CLAWSHIELD_PUBLIC_KEY");
     char reason[256] = "";
     char *file_text = NULL;
     size_t len = 0;
-    char problem[400];
+    int rc = 0;
 
-    cfg->tenant_id = dup_or_null(env_value("CLAWSHIELD_TENANT_ID"));
     cfg->clawshield_keys.count = 0;
     if (pem == NULL) {
-        snprintf(problem, sizeof(problem), "CLAWSHIELD_PUBLIC_KEY is not set");
-        goto unusable;
+        snprintf(problem, problem_len, "CLAWSHIELD_PUBLIC_KEY is not set");
+        return -1;
     }
     if (strstr(pem, "-----BEGIN") == NULL && (file_text = read_small_file(pem, &len)) != NULL)
         pem = file_text;
@@ -191,22 +192,35 @@ static void load_clawshield(oe_config *cfg, char *warn, size_t warn_len)
         len = strlen(pem);
     if (keys_parse_public_pem(pem, len, &cfg->clawshield_keys, reason, sizeof(reason)) != 0) {
         cfg->clawshield_keys.count = 0;
-        snprintf(problem, sizeof(problem), "CLAWSHIELD_PUBLIC_KEY is not a usable Ed25519 key: %s",
+        snprintf(problem, problem_len, "CLAWSHIELD_PUBLIC_KEY is not a usable Ed25519 key: %s",
                  reason);
-        goto unusable;
+        rc = -1;
     }
     free(file_text);
-    if (cfg->mode == OE_MODE_CLAWSHIELD && cfg->tenant_id == NULL)
-        snprintf(warn, warn_len,
-                 "CLAWSHIELD_TENANT_ID is not set: artifacts of any tenant are accepted");
-    return;
+    return rc;
+}
 
-unusable:
-    free(file_text);
-    if (cfg->mode == OE_MODE_CLAWSHIELD) {
+/* In clawshield mode both problems are said at start, whichever comes
+ * first: an operator fixing the key should not learn about the tenant only
+ * on the next restart (SPEC 1 wants the tenant warning in any case). */
+static void load_clawshield(oe_config *cfg, char *warn, size_t warn_len)
+{
+    char problem[400];
+    int keys_ok = load_clawshield_keys(cfg, problem, sizeof(problem)) == 0;
+
+    cfg->tenant_id = dup_or_null(env_value("CLAWSHIELD_TENANT_ID"));
+    if (cfg->mode != OE_MODE_CLAWSHIELD)
+        return;
+    if (!keys_ok) {
         cfg->key_problem = strdup(problem);
         snprintf(warn, warn_len, "%s; every /execute will be denied and /ready answers 503",
                  problem);
+    }
+    if (cfg->tenant_id == NULL) {
+        size_t used = strlen(warn);
+        snprintf(warn + used, warn_len - used,
+                 "%sCLAWSHIELD_TENANT_ID is not set: artifacts of any tenant are accepted",
+                 used > 0 ? "; " : "");
     }
 }
 

@@ -168,6 +168,20 @@ class ServeConfigTests(unittest.TestCase):
                 self.assertEqual(srv.get("/ready").status, 200)
                 self.assertIn("CLAWSHIELD_TENANT_ID is not set", srv.log())
 
+    def test_clawshield_without_tenant_warns_also_without_a_usable_key(self):
+        # SPEC 1's tenant warning is said whatever else is wrong, so an
+        # operator fixing the key learns about the tenant at the same time.
+        for key in (None, "x"):
+            env = {"OPENEXEC_MODE": "clawshield"}
+            if key is not None:
+                env["CLAWSHIELD_PUBLIC_KEY"] = key
+            with self.subTest(key=key), harness.Server(env=env) as srv:
+                self.assertEqual(srv.get("/ready").status, 503)
+                self.assertIn("CLAWSHIELD_PUBLIC_KEY is not", srv.log())
+                self.assertIn("CLAWSHIELD_TENANT_ID is not set", srv.log())
+        with harness.Server(env={"CLAWSHIELD_PUBLIC_KEY": "x"}) as srv:  # demo mode
+            self.assertNotIn("CLAWSHIELD", srv.log())
+
     def test_allow_list_trimmed_and_reported(self):
         with harness.Server(env={"OPENEXEC_ALLOWED_ACTIONS": " echo , ,add,, "}) as srv:
             self.assertEqual(srv.get("/health").body,
