@@ -14,6 +14,7 @@
  *                                  approval_expired (not in APPROVAL_REPLAY)
  *   8. issued_at                   invalid_artifact (unparsable) /
  *                                  approval_not_yet_valid (> 300 s ahead)
+ *   8b. approval_id without U+0000 invalid_artifact (see below)
  *   (9. single use: the caller, in the nonce-claiming transaction)
  *
  * Decisions on points the SPEC leaves open (also in docs/clawshield.md):
@@ -26,6 +27,15 @@
  *     no Compat text, and the artifact is malformed rather than early.
  *   - policy->tenant_id "" means "any tenant", like NULL: the reference
  *     checked `if CLAWSHIELD_TENANT_ID and ...`.
+ *   - An approval_id holding U+0000 is invalid_artifact.  The id is stored
+ *     and compared as text by both stores (PostgreSQL text cannot hold
+ *     U+0000 at all), and a NUL would make "a\u0000b" and "a" the same id to
+ *     every C-string consumer: the replay binding and single use would
+ *     compare prefixes.  No approver mints such ids (ClawShield's are
+ *     uuid4s).  It is checked last, so every other answer stays the SPEC's
+ *     (a vector signed over bytes holding NUL still gets its verdict at
+ *     step 4), and out->approval_id stays NULL: a denial's receipt names no
+ *     id rather than a cut-off one.
  *
  * The signed message is the plain concatenation of five field values, taken
  * with their JSON lengths (json_string_length), so a value holding U+0000 is
@@ -291,6 +301,25 @@ static unsigned char *signed_message(const field f[F_COUNT], size_t *out_len)
  * The check
  * ------------------------------------------------------------------------ */
 
+/* A field as a detail text may show it: its first `max` bytes, each U+0000
+ * as the six characters \u0000 (a NUL would end the text there and make
+ * "acme\u0000x" read as "acme").  out holds max * 6 + 1 bytes. */
+static const char *shown_text(const field *v, size_t max, char *out)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < v->len && i < max; i++) {
+        if (v->s[i] == '\0') {
+            memcpy(out + n, "\\u0000", 6);
+            n += 6;
+        } else {
+            out[n++] = v->s[i];
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
 static int read_fields(const json_t *artifact, field f[F_COUNT], oe_error *err)
 {
     size_t k;
@@ -360,7 +389,7 @@ int approval_check(const json_t *artifact, const char *action_hash_hex,
     unsigned char sig[SIG_BYTES];
     unsigned char *msg = NULL;
     size_t msg_len = 0, want_len;
-    int ret = -1;
+    int id_has_nul = 0, ret = -1;
 
     memset(out, 0, sizeof(*out));
     oe_error_clear(err);
@@ -390,26 +419,25 @@ int approval_check(const json_t *artifact, const char *action_hash_hex,
                      "Invalid signature: approval artifact is not authentic");
         goto out;
     }
-    /* Copy the id with its exact length; a U+0000 inside it would end the C
-     * string early, which is why single use keys on message_sha256 first. */
-    out->approval_id = malloc(f[F_ID].len + 1);
-    if (out->approval_id == NULL) { /* fail closed, as above */
-        oe_error_set(err, 403, "invalid_signature",
-                     "Invalid signature: approval artifact is not authentic");
-        goto out;
+    id_has_nul = memchr(f[F_ID].s, '\0', f[F_ID].len) != NULL;
+    if (!id_has_nul) {
+        out->approval_id = malloc(f[F_ID].len + 1);
+        if (out->approval_id == NULL) { /* fail closed, as above */
+            oe_error_set(err, 403, "invalid_signature",
+                         "Invalid signature: approval artifact is not authentic");
+            goto out;
+        }
+        memcpy(out->approval_id, f[F_ID].s, f[F_ID].len + 1);
     }
-    if (f[F_ID].len > 0)
-        memcpy(out->approval_id, f[F_ID].s, f[F_ID].len);
-    out->approval_id[f[F_ID].len] = '\0';
     crypto_hash_sha256(out->message_sha256, msg, (unsigned long long)msg_len);
     out->signature_ok = 1;
 
     if (policy->tenant_id != NULL && policy->tenant_id[0] != '\0' &&
         (f[F_TENANT].len != strlen(policy->tenant_id) ||
          sodium_memcmp(f[F_TENANT].s, policy->tenant_id, f[F_TENANT].len) != 0)) {
-        oe_error_set(err, 403, "tenant_mismatch", "Tenant mismatch: expected %s, got %.*s",
-                     policy->tenant_id, (int)(f[F_TENANT].len > 256 ? 256 : f[F_TENANT].len),
-                     f[F_TENANT].s);
+        char got[256 * 6 + 1];
+        oe_error_set(err, 403, "tenant_mismatch", "Tenant mismatch: expected %s, got %s",
+                     policy->tenant_id, shown_text(&f[F_TENANT], 256, got));
         goto out;
     }
     /* Lengths are public (64 hex digits); the bytes are compared in
@@ -423,6 +451,11 @@ int approval_check(const json_t *artifact, const char *action_hash_hex,
     }
     if (check_time_window(f, now_us, mode, &out->expires_us, err) != 0)
         goto out;
+    if (id_has_nul) {
+        oe_error_set(err, 403, "invalid_artifact",
+                     "Invalid approval artifact: approval_id must not contain U+0000");
+        goto out;
+    }
     ret = 0;
 out:
     sodium_memzero(sig, sizeof(sig));

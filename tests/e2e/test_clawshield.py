@@ -176,6 +176,24 @@ class ClawshieldTests(unittest.TestCase):
         late = self.run_with(art, payload={"v": 1}, nonce="rp-1")
         self.assertEqual((late.status, late.body), (200, first.body))
 
+    def test_approval_id_holding_u0000_is_invalid(self):
+        # Both stores keep the id as text; a NUL would make "p\0one" and "p"
+        # the same id to the replay binding and to single use.  Refused
+        # after every other check, and its receipt names no cut-off id.
+        prefix = "nul-" + os.urandom(4).hex()
+        r = self.run_with(self.mint(approval_id=prefix + "\u0000one"))
+        self.assert_denied(r, "invalid_artifact",
+                           "Invalid approval artifact: approval_id must not contain U+0000")
+        self.assertIsNone(r.json()["signed_receipt"]["receipt"]["approval_id"])
+        art = self.mint(approval_id=prefix + "\u0000one", payload={"other": 1})
+        self.assert_denied(self.run_with(art), "action_hash_mismatch")
+        # Nothing was used up: the id's prefix alone is a fresh approval.
+        self.assertEqual(self.run_with(self.mint(approval_id=prefix)).status, 200)
+
+    def test_tenant_holding_u0000_is_shown_whole(self):
+        self.assert_denied(self.run_with(self.mint(tenant="acme\u0000evil")), "tenant_mismatch",
+                           "Tenant mismatch: expected acme, got acme\\u0000evil")
+
     def test_openexec_mint_artifacts_verify(self):
         with tempfile.TemporaryDirectory() as d:
             key = os.path.join(d, "cs.key")
