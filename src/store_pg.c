@@ -1567,7 +1567,8 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
     p_text(&q, exec_id);
     p_bytes(&q, action, item->receipt.action_len);
     p_text(&q, item->action_hash);
-    p_text_or_null(&q, item->approval_id);
+    /* NULL only without an approval: "" is an id like any other. */
+    p_bytes(&q, item->approval_id, item->approval_id ? strlen(item->approval_id) : 0);
     p_int4(&q, item->kind == STORE_ITEM_CLAIM ? EXEC_STATE_RUNNING : EXEC_STATE_DONE);
     p_int4(&q, item->status);
     p_text_or_null(&q, item->receipt.result_sha256);

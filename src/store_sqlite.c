@@ -783,7 +783,11 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
     sqlite3_bind_text(st, 2, exec_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, action, (int)item->receipt.action_len, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, item->action_hash, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 5, item->approval_id);
+    /* NULL only without an approval: "" is an id like any other. */
+    if (item->approval_id != NULL)
+        sqlite3_bind_text(st, 5, item->approval_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 5);
     sqlite3_bind_int(st, 6, item->kind == STORE_ITEM_CLAIM ? EXEC_STATE_RUNNING : EXEC_STATE_DONE);
     sqlite3_bind_int(st, 7, item->status);
     bind_text_or_null(st, 8, item->receipt.result_sha256);

@@ -194,6 +194,20 @@ class ClawshieldTests(unittest.TestCase):
         self.assert_denied(self.run_with(self.mint(tenant="acme\u0000evil")), "tenant_mismatch",
                            "Tenant mismatch: expected acme, got acme\\u0000evil")
 
+    def test_empty_approval_id_is_an_id_like_any_other(self):
+        art = self.mint(approval_id="", payload={"e": 1})
+        first = self.run_with(art, payload={"e": 1}, nonce="empty-id-1")
+        self.assertEqual(first.status, 200, first)
+        self.assertEqual(first.json()["signed_receipt"]["receipt"]["approval_id"], "")
+        again = self.run_with(art, payload={"e": 1}, nonce="empty-id-1")
+        self.assertEqual((again.status, again.body), (200, first.body))
+        other = self.mint(approval_id="not-empty", payload={"e": 1})
+        self.assert_denied(self.run_with(other, payload={"e": 1}, nonce="empty-id-1"),
+                           "approval_mismatch")
+        # Single use holds for "" as for any id.
+        self.assert_denied(self.run_with(self.mint(approval_id="", payload={"e": 2}),
+                                         payload={"e": 2}), "approval_already_used")
+
     def test_openexec_mint_artifacts_verify(self):
         with tempfile.TemporaryDirectory() as d:
             key = os.path.join(d, "cs.key")
