@@ -301,14 +301,21 @@ static unsigned char *signed_message(const field f[F_COUNT], size_t *out_len)
  * The check
  * ------------------------------------------------------------------------ */
 
-/* A field as a detail text may show it: its first `max` bytes, each U+0000
- * as the six characters \u0000 (a NUL would end the text there and make
- * "acme\u0000x" read as "acme").  out holds max * 6 + 1 bytes. */
+/* A field as a detail text may show it: at most its first `max` bytes, cut
+ * at a character boundary (a cut UTF-8 sequence would make the whole
+ * detail invalid), each U+0000 as the six characters \u0000 (a NUL would
+ * end the text there and make "acme\u0000x" read as "acme").  out holds
+ * max * 6 + 1 bytes. */
 static const char *shown_text(const field *v, size_t max, char *out)
 {
-    size_t i, n = 0;
+    size_t i, n = 0, end = v->len;
 
-    for (i = 0; i < v->len && i < max; i++) {
+    if (end > max) {
+        end = max;
+        while (end > 0 && ((unsigned char)v->s[end] & 0xC0) == 0x80)
+            end--; /* v->s[end] continues a sequence that began before it */
+    }
+    for (i = 0; i < end; i++) {
         if (v->s[i] == '\0') {
             memcpy(out + n, "\\u0000", 6);
             n += 6;

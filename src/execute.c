@@ -160,6 +160,8 @@ static void settle_existing(execute_job *job, const store_execution *ex, const c
                 goto refuse;
             approval_id = job->approval.approval_id;
         }
+        /* approval_id is never NULL here: approval_check fails for an id it
+         * leaves NULL (one holding U+0000). */
         if (ex->approval_id == NULL || strcmp(ex->approval_id, approval_id) != 0) {
             oe_error_set(&err, 403, "approval_mismatch",
                          "Approval mismatch: this nonce was executed under another approval");

@@ -740,6 +740,58 @@ static void test_embedded_nul_is_part_of_the_signed_bytes(void)
     json_decref(art);
 }
 
+/* A NUL in approval_id is refused after every other check: each earlier
+ * failure keeps its own code, in full and in replay mode. */
+static void test_nul_in_approval_id_is_checked_last(void)
+{
+    const char *v[5] = {"a\0b", "acme", HASH_ECHO_EMPTY, NOW_TEXT, "2026-11-25T19:46:28"};
+    size_t len[5] = {3, 4, 64, strlen(NOW_TEXT), 19};
+    char sig[89];
+    json_t *art;
+
+    sign_bytes(&K1, v, len, sig);
+    art = json_pack("{s:s#, s:s, s:s, s:s, s:s, s:s}", "approval_id", "a\0b", (size_t)3,
+                    "tenant_id", v[1], "action_hash", v[2], "issued_at", v[3], "expires_at", v[4],
+                    "signature", sig);
+    CHECK(expect(art, HASH_ECHO_EMPTY, &SET1, "other", NOW, APPROVAL_FULL, "tenant_mismatch",
+                 NULL));
+    CHECK(expect(art, HASH_OTHER, &SET1, "acme", NOW, APPROVAL_FULL, "action_hash_mismatch",
+                 NULL));
+    CHECK(expect(art, HASH_ECHO_EMPTY, &SET1, "acme", NOW + 301 * SEC, APPROVAL_FULL,
+                 "approval_expired", NULL));
+    /* Replay mode skips the expiry, and still refuses the id. */
+    CHECK(expect(art, HASH_ECHO_EMPTY, &SET1, "acme", NOW + 301 * SEC, APPROVAL_REPLAY,
+                 "invalid_artifact",
+                 "Invalid approval artifact: approval_id must not contain U+0000"));
+    CHECK(last_out.signature_ok == 1 && last_out.approval_id == NULL);
+    json_decref(art);
+}
+
+/* The tenant shown in a mismatch is cut at a character boundary. */
+static void test_long_tenant_is_shown_as_valid_utf8(void)
+{
+    char tenant[1 + 200 * 2 + 1] = "a";
+    const char *v[5] = {"id-long-tenant", tenant, HASH_ECHO_EMPTY, NOW_TEXT,
+                        "2026-11-25T19:46:28"};
+    size_t len[5], i;
+    char sig[89], want[300] = "Tenant mismatch: expected acme, got a";
+    json_t *art;
+
+    for (i = 0; i < 200; i++)
+        memcpy(tenant + 1 + 2 * i, "\xc3\xa9", 2); /* "é" */
+    for (i = 0; i < 5; i++)
+        len[i] = strlen(v[i]);
+    sign_bytes(&K1, v, len, sig);
+    art = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "approval_id", v[0], "tenant_id", tenant,
+                    "action_hash", v[2], "issued_at", v[3], "expires_at", v[4], "signature", sig);
+    CHECK(art != NULL);
+    /* 256 bytes would end inside the 128th "é": 127 of them are shown. */
+    for (i = 0; i < 127; i++)
+        strcat(want, "\xc3\xa9");
+    CHECK(expect1(art, "tenant_mismatch", want));
+    json_decref(art);
+}
+
 /* ---- minting ------------------------------------------------------------- */
 
 static void test_mint_produces_an_artifact_that_verifies(void)
@@ -1168,6 +1220,8 @@ int main(void)
     RUN(test_key_rotation_any_configured_key_verifies);
     RUN(test_moving_characters_keep_signature_and_message_hash);
     RUN(test_embedded_nul_is_part_of_the_signed_bytes);
+    RUN(test_nul_in_approval_id_is_checked_last);
+    RUN(test_long_tenant_is_shown_as_valid_utf8);
     RUN(test_mint_produces_an_artifact_that_verifies);
     RUN(test_python_minted_artifacts_verify);
     RUN(test_c_minted_artifact_verifies_in_python);
