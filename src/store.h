@@ -11,10 +11,11 @@
  *  - One writer thread owns every write.  Callers hand it store_item values
  *    with store_submit; it takes everything queued, applies the items in one
  *    transaction (a refused item leaves no trace but its receipt, so one
- *    item's conflict never undoes another's work), appends one receipt per item to the Merkle log,
- *    commits durably, signs one checkpoint for the new tree head, and only
- *    then calls each item's on_done.  Nothing is acknowledged before its
- *    commit, and one fsync and one signature serve the whole batch.
+ *    item's conflict never undoes another's work), appends one receipt per
+ *    item to the Merkle log, commits durably, signs one checkpoint for the
+ *    new tree head, and only then calls each item's on_done.  Nothing is
+ *    acknowledged before its commit, and one fsync and one signature serve
+ *    the whole batch.
  *
  * Every item is an attempt and appends exactly one receipt, in the same
  * transaction as the nonce state it reports (SPEC 5.2).  An execution item

@@ -65,11 +65,11 @@ typedef struct store_backend_ops {
     void (*rollback)(void *db);
     /* Claims the nonce for an execution item and uses up its approval; a
      * refused claim leaves no trace (SQLite checks before it writes,
-     * PostgreSQL rolls back to a savepoint).  Sets item->result (and item->existing when taken).  A
-     * backend that stores answers as head + receipt place (see complete)
-     * may write an EXECUTION item's row whole here: item->seq, tree_size
-     * and head are final, and its receipt goes to log_id.  Returns -1 only
-     * for database failures. */
+     * PostgreSQL rolls back to a savepoint).  Sets item->result (and
+     * item->existing when taken).  A backend that stores answers as head +
+     * receipt place (see complete) may write an EXECUTION item's row whole
+     * here: item->seq, tree_size and head are final, and its receipt goes to
+     * log_id.  Returns -1 only for database failures. */
     int (*claim)(void *db, store_item *item, const char *exec_id, const char *action,
                  const char *claimed_by, int64_t log_id);
     /* At start, after taking the lease: this log's executions still marked

@@ -893,8 +893,7 @@ static int gone_origins(sqlite_conn *w, const store_lease *self, char ***out)
         list[++n] = NULL;
     }
     if (list != NULL && rc != SQLITE_DONE) {
-        log_step_failure(st, rc);
-        free_strings(list);
+        free_strings(list); /* a failed read: release_orphans says so */
         list = NULL;
     }
     done_row(st);

@@ -354,6 +354,5 @@ class CrashTests(unittest.TestCase):
         db.close()
 
 
-
 if __name__ == "__main__":
     harness.main()

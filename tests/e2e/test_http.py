@@ -162,13 +162,7 @@ class HttpTests(unittest.TestCase):
         self.assertNotEqual(r.status, 413, r)
 
     def test_chunked_body_over_1mib_is_413(self):
-        chunk = b"a" * 65536
-        req = (b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Transfer-Encoding: chunked\r\n\r\n")
-        for _ in range(17):
-            req += b"%x\r\n" % len(chunk) + chunk + b"\r\n"
-        req += b"0\r\n\r\n"
-        out = self.srv.raw(req)
+        out = self.chunked(b"a" * (17 * 65536))
         self.assertTrue(out.startswith(b"HTTP/1.1 413"), out[:200])
         self.assertIn(b'"error":"body_too_large"', out)
 
