@@ -16,6 +16,13 @@
  * two independent unique keys (message_sha256, approval_id), so a second
  * use is refused by the database itself, inside the transaction that would
  * record the second execution.
+ *
+ * The receipt log (schema 6): receipts, tree nodes and signed heads live in
+ * rowid tables whose integer key packs the log and the position in it
+ * (log_key, node_key), so every commit appends at the end of each table.
+ * That bounds a SQLite database to LOG_ID_LIMIT - 1 logs (one per origin
+ * ever used) of POSITION_LIMIT - 1 entries each; beyond them the keys are
+ * refused, never wrapped.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -154,8 +161,82 @@ static const char *const MIGRATIONS[] = {
     " SELECT 0, message_sha256, approval_id, nonce, used_us FROM approvals_used;"
     "DROP TABLE approvals_used;"
     "ALTER TABLE approvals_used_v5 RENAME TO approvals_used;",
+    /* 5 -> 6: receipts, tree nodes and signed heads in rowid tables keyed
+     * by one integer that packs (log, position): log_seq = log_id << 44 |
+     * seq, log_node = log_id << 50 | leaf << 6 | level, log_size = log_id
+     * << 44 | size (log_key, node_key).  As WITHOUT ROWID tables every
+     * interior page of receipts held whole ~500-byte receipts (a fan-out of
+     * about 8: four interior pages rewritten per commit), and an append to
+     * an index B-tree rebalances three leaves at each split; a rowid table
+     * appends into a fresh page.  A commit writes a fifth fewer bytes
+     * (docs/performance.md).  The named CHECK refuses the upgrade, before
+     * anything is copied, of a database whose logs the keys cannot hold. */
+    "CREATE TEMP TABLE schema_6_limits (fits INTEGER"
+    "  CONSTRAINT \"every log id below 8192 and every log below 2^44 entries\" CHECK (fits));"
+    "INSERT INTO schema_6_limits SELECT NOT EXISTS (SELECT 1 FROM logs"
+    "  WHERE log_id NOT BETWEEN 0 AND 8191 OR checkpoint_size >= 17592186044416);"
+    "DROP TABLE schema_6_limits;"
+    "CREATE TABLE receipts_v6 ("
+    "  log_seq INTEGER PRIMARY KEY,"
+    "  exec_id TEXT NOT NULL,"
+    "  body BLOB NOT NULL"
+    ");"
+    "INSERT INTO receipts_v6(log_seq, exec_id, body)"
+    " SELECT (log_id << 44) | seq, exec_id, body FROM receipts ORDER BY log_id, seq;"
+    "DROP TABLE receipts;"
+    "ALTER TABLE receipts_v6 RENAME TO receipts;"
+    "CREATE INDEX receipts_by_exec_id ON receipts(exec_id);"
+    "CREATE TABLE tlog_nodes_v6 ("
+    "  log_node INTEGER PRIMARY KEY,"
+    "  hash BLOB NOT NULL"
+    ");"
+    "INSERT INTO tlog_nodes_v6(log_node, hash)"
+    " SELECT (log_id << 50) | (leaf << 6) | level, hash FROM tlog_nodes"
+    " ORDER BY log_id, leaf, level;"
+    "DROP TABLE tlog_nodes;"
+    "ALTER TABLE tlog_nodes_v6 RENAME TO tlog_nodes;"
+    "CREATE TABLE checkpoints_v6 ("
+    "  log_size INTEGER PRIMARY KEY,"
+    "  note TEXT NOT NULL"
+    ");"
+    "INSERT INTO checkpoints_v6(log_size, note)"
+    " SELECT (log_id << 44) | size, note FROM checkpoints ORDER BY log_id, size;"
+    "DROP TABLE checkpoints;"
+    "ALTER TABLE checkpoints_v6 RENAME TO checkpoints;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
+
+/* The packed keys of schema 6.  The SQL below spells POSITION_BITS as 44. */
+#define POSITION_BITS 44
+#define LEVEL_BITS 6
+#define LOG_ID_LIMIT ((int64_t)1 << (63 - POSITION_BITS - LEVEL_BITS)) /* 8192 */
+#define POSITION_LIMIT ((uint64_t)1 << POSITION_BITS)
+
+/* The key of position (seq or tree size) in log: -1 when the pair has no
+ * key, which no stored row can then have either. */
+static int log_key(int64_t log_id, uint64_t position, sqlite3_int64 *key)
+{
+    if (log_id < 0 || log_id >= LOG_ID_LIMIT || position >= POSITION_LIMIT)
+        return -1;
+    *key = (sqlite3_int64)(((uint64_t)log_id << POSITION_BITS) | position);
+    return 0;
+}
+
+/* The key of tree node (level, index) in log: the node is filed under the
+ * leaf whose append completed it, ((index + 1) << level) - 1, so the nodes
+ * of one commit are adjacent (schema 3). */
+static int node_key(int64_t log_id, unsigned level, uint64_t index, sqlite3_int64 *key)
+{
+    uint64_t leaf;
+
+    if (log_id < 0 || log_id >= LOG_ID_LIMIT || level >= POSITION_BITS ||
+        index >= POSITION_LIMIT >> level)
+        return -1;
+    leaf = ((index + 1) << level) - 1;
+    *key = (sqlite3_int64)(((uint64_t)log_id << (POSITION_BITS + LEVEL_BITS)) |
+                           (leaf << LEVEL_BITS) | level);
+    return 0;
+}
 
 static int exec_sql(sqlite3 *db, const char *sql, char *why, size_t why_len)
 {
@@ -281,12 +362,9 @@ enum {
     "SELECT e.exec_id, e.action_hash, e.approval_id, e.state, e.status, e.response, e.tree_size,"  \
     " e.tree_root, e.result_sha256, e.error, e.action, e.receipt_log, e.receipt_seq, r.body"       \
     " FROM executions e LEFT JOIN receipts r"                                                      \
-    " ON r.log_id = e.receipt_log AND r.seq = e.receipt_seq"                                       \
+    " ON r.log_seq = (e.receipt_log << 44) | e.receipt_seq"                                        \
     " WHERE e.nonce = ?1"
-/* Nodes are addressed by (level, idx) and keyed by the leaf that completed
- * them (schema 3). */
-#define SQL_GET_NODE                                                                               \
-    "SELECT hash FROM tlog_nodes WHERE log_id = ?1 AND leaf = ((?3 + 1) << ?2) - 1 AND level = ?2"
+#define SQL_GET_NODE "SELECT hash FROM tlog_nodes WHERE log_node = ?1"
 #define SQL_FIND_LOG                                                                               \
     "SELECT log_id, public_key, lease_holder, lease_expires_us, checkpoint, checkpoint_size"       \
     " FROM logs WHERE origin = ?1"
@@ -313,9 +391,8 @@ static const char *const WRITER_SQL[W_COUNT] = {
     [W_COMPLETE] = "UPDATE executions SET state = 1, response = ?2, tree_size = ?3,"
                    " tree_root = ?4, status = ?5, result_sha256 = ?6, error = ?7,"
                    " receipt_log = ?8, receipt_seq = ?9 WHERE nonce = ?1 AND state = ?10",
-    [W_INSERT_RECEIPT] = "INSERT INTO receipts(log_id, seq, exec_id, body) VALUES (?1, ?2, ?3, ?4)",
-    [W_INSERT_NODE] = "INSERT INTO tlog_nodes(log_id, leaf, level, hash)"
-                      " VALUES (?1, ((?3 + 1) << ?2) - 1, ?2, ?4)",
+    [W_INSERT_RECEIPT] = "INSERT INTO receipts(log_seq, exec_id, body) VALUES (?1, ?2, ?3)",
+    [W_INSERT_NODE] = "INSERT INTO tlog_nodes(log_node, hash) VALUES (?1, ?2)",
     [W_FIND_EXECUTION] = SQL_FIND_EXECUTION,
     [W_GET_NODE] = SQL_GET_NODE,
     [W_FIND_LOG] = SQL_FIND_LOG,
@@ -324,10 +401,11 @@ static const char *const WRITER_SQL[W_COUNT] = {
     [W_UPDATE_LEASE] = "UPDATE logs SET lease_holder = ?2, lease_expires_us = ?3 WHERE log_id = ?1",
     [W_RELEASE_LEASE] =
         "UPDATE logs SET lease_expires_us = 0 WHERE log_id = ?1 AND lease_holder = ?2",
-    [W_LOG_SIZE] = "SELECT COALESCE(MAX(seq) + 1, 0) FROM receipts WHERE log_id = ?1",
+    /* ?1 and ?2: the keys of positions 0 and POSITION_LIMIT - 1. */
+    [W_LOG_SIZE] = "SELECT COALESCE((SELECT log_seq FROM receipts WHERE log_seq BETWEEN ?1 AND ?2"
+                   " ORDER BY log_seq DESC LIMIT 1) - ?1 + 1, 0)",
     [W_SAVE_CHECKPOINT] = "UPDATE logs SET checkpoint = ?2, checkpoint_size = ?3 WHERE log_id = ?1",
-    [W_KEEP_CHECKPOINT] =
-        "INSERT OR IGNORE INTO checkpoints(log_id, size, note) VALUES (?1, ?3, ?2)",
+    [W_KEEP_CHECKPOINT] = "INSERT OR IGNORE INTO checkpoints(log_size, note) VALUES (?1, ?2)",
     [W_PROBE] = "INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', ?1)",
     [W_MARK_UNKNOWN] = "UPDATE executions SET state = 2 WHERE state = 0 AND claimed_by = ?1",
     [W_OTHER_LEASES] = "SELECT origin, lease_holder, lease_expires_us FROM logs"
@@ -340,13 +418,16 @@ static const char *const READER_SQL[R_COUNT] = {
     [R_FIND_EXECUTION] = SQL_FIND_EXECUTION,
     [R_GET_NODE] = SQL_GET_NODE,
     [R_FIND_LOG] = SQL_FIND_LOG,
-    [R_FIND_RECEIPT] = "SELECT log_id, seq, body FROM receipts WHERE exec_id = ?1"
-                       " ORDER BY log_id, seq LIMIT 1",
-    [R_EXPORT] = "SELECT body FROM receipts WHERE log_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+    [R_FIND_RECEIPT] =
+        "SELECT log_seq, body FROM receipts WHERE exec_id = ?1 ORDER BY log_seq LIMIT 1",
+    /* ?1 and ?2: the keys of positions from and POSITION_LIMIT - 1. */
+    [R_EXPORT] = "SELECT body FROM receipts WHERE log_seq BETWEEN ?1 AND ?2 ORDER BY log_seq"
+                 " LIMIT ?3",
     [R_UNKNOWN] = "SELECT nonce, exec_id, action, claimed_by, created_us FROM executions"
                   " WHERE state = 2 ORDER BY created_us",
-    [R_FIND_CHECKPOINT] = "SELECT c.note FROM checkpoints c JOIN logs l ON l.log_id = c.log_id"
-                          " WHERE l.origin = ?1 AND c.size = ?2",
+    /* ?2 < POSITION_LIMIT, checked by the caller. */
+    [R_FIND_CHECKPOINT] = "SELECT c.note FROM logs l JOIN checkpoints c"
+                          " ON c.log_size = (l.log_id << 44) | ?2 WHERE l.origin = ?1",
 };
 
 typedef struct checkpointer checkpointer;
@@ -934,11 +1015,17 @@ static int writer_append_receipt(void *p, int64_t log_id, uint64_t seq, const ch
                                  const char *body, size_t len)
 {
     sqlite3_stmt *st = ((sqlite_conn *)p)->st[W_INSERT_RECEIPT];
+    sqlite3_int64 key, size_key;
 
-    sqlite3_bind_int64(st, 1, log_id);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-    sqlite3_bind_text(st, 3, exec_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 4, body, (int)len, SQLITE_STATIC);
+    /* The entry's seq and the tree size after it must both have a key. */
+    if (log_key(log_id, seq, &key) != 0 || log_key(log_id, seq + 1, &size_key) != 0) {
+        oe_log("error", "store: log %lld is full: SQLite holds %llu entries per log at most",
+               (long long)log_id, (unsigned long long)(POSITION_LIMIT - 1));
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, key);
+    sqlite3_bind_text(st, 2, exec_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, body, (int)len, SQLITE_STATIC);
     return step_done(st);
 }
 
@@ -946,22 +1033,25 @@ static int writer_put_node(void *p, int64_t log_id, unsigned level, uint64_t ind
                            const uint8_t hash[32])
 {
     sqlite3_stmt *st = ((sqlite_conn *)p)->st[W_INSERT_NODE];
+    sqlite3_int64 key;
 
-    sqlite3_bind_int64(st, 1, log_id);
-    sqlite3_bind_int(st, 2, (int)level);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)index);
-    sqlite3_bind_blob(st, 4, hash, 32, SQLITE_STATIC);
+    /* Unreachable: a node's leaf was appended, and so has a key. */
+    if (node_key(log_id, level, index, &key) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, key);
+    sqlite3_bind_blob(st, 2, hash, 32, SQLITE_STATIC);
     return step_done(st);
 }
 
 static int read_node(sqlite3_stmt *st, int64_t log_id, unsigned level, uint64_t index,
                      uint8_t out[32])
 {
+    sqlite3_int64 key;
     int rc;
 
-    sqlite3_bind_int64(st, 1, log_id);
-    sqlite3_bind_int(st, 2, (int)level);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)index);
+    if (node_key(log_id, level, index, &key) != 0)
+        return STORE_NOT_FOUND;
+    sqlite3_bind_int64(st, 1, key);
     if ((rc = step_row(st)) != STORE_OK)
         return rc;
     if (sqlite3_column_bytes(st, 0) != 32)
@@ -1022,9 +1112,22 @@ static int writer_take_lease(void *p, const store_lease *lease, int64_t *log_id,
         if (step_done(st) != 0)
             return -1;
         *log_id = sqlite3_last_insert_rowid(w->db);
+        if (*log_id >= LOG_ID_LIMIT) {
+            snprintf(why, why_len,
+                     "the database holds %lld logs, the most SQLite's schema can key; "
+                     "see docs/storage.md",
+                     (long long)(LOG_ID_LIMIT - 1));
+            return -1;
+        }
     }
-    st = w->st[W_LOG_SIZE];
-    sqlite3_bind_int64(st, 1, *log_id);
+    {
+        sqlite3_int64 first, last;
+        if (log_key(*log_id, 0, &first) != 0 || log_key(*log_id, POSITION_LIMIT - 1, &last) != 0)
+            return -1;
+        st = w->st[W_LOG_SIZE];
+        sqlite3_bind_int64(st, 1, first);
+        sqlite3_bind_int64(st, 2, last);
+    }
     if (step_row(st) != STORE_OK)
         return -1;
     *size = (uint64_t)sqlite3_column_int64(st, 0);
@@ -1045,19 +1148,22 @@ static int writer_save_checkpoint(void *p, int64_t log_id, uint64_t size, const 
                                   size_t len)
 {
     sqlite_conn *w = p;
-    int i;
+    sqlite3_stmt *st = w->st[W_SAVE_CHECKPOINT];
+    sqlite3_int64 key;
 
+    if (log_key(log_id, size, &key) != 0)
+        return -1;
     /* The latest head on the log's row, and every head in checkpoints, so
      * other instances can answer replays of this log byte for byte. */
-    for (i = 0; i < 2; i++) {
-        sqlite3_stmt *st = w->st[i == 0 ? W_SAVE_CHECKPOINT : W_KEEP_CHECKPOINT];
-        sqlite3_bind_int64(st, 1, log_id);
-        sqlite3_bind_text(st, 2, note, (int)len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
-        if (step_done(st) != 0)
-            return -1;
-    }
-    return 0;
+    sqlite3_bind_int64(st, 1, log_id);
+    sqlite3_bind_text(st, 2, note, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
+    if (step_done(st) != 0)
+        return -1;
+    st = w->st[W_KEEP_CHECKPOINT];
+    sqlite3_bind_int64(st, 1, key);
+    sqlite3_bind_text(st, 2, note, (int)len, SQLITE_STATIC);
+    return step_done(st);
 }
 
 static int writer_probe(void *p)
@@ -1138,9 +1244,9 @@ static int reader_find_receipt(void *p, const char *exec_id, int64_t *log_id, ui
     sqlite3_bind_text(st, 1, exec_id, -1, SQLITE_STATIC);
     if ((rc = step_row(st)) != STORE_OK)
         return rc;
-    *log_id = sqlite3_column_int64(st, 0);
-    *seq = (uint64_t)sqlite3_column_int64(st, 1);
-    oe_buf_append(receipt, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+    *log_id = (int64_t)((uint64_t)sqlite3_column_int64(st, 0) >> POSITION_BITS);
+    *seq = (uint64_t)sqlite3_column_int64(st, 0) & (POSITION_LIMIT - 1);
+    oe_buf_append(receipt, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
     done_row(st);
     return receipt->failed ? STORE_ERROR : STORE_OK;
 }
@@ -1148,11 +1254,16 @@ static int reader_find_receipt(void *p, const char *exec_id, int64_t *log_id, ui
 static int reader_export(void *p, int64_t log_id, uint64_t from, uint64_t limit, oe_buf *out)
 {
     sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_EXPORT];
+    sqlite3_int64 first, last;
     int rc;
 
-    sqlite3_bind_int64(st, 1, log_id);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)from);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    if (log_key(log_id, POSITION_LIMIT - 1, &last) != 0)
+        return STORE_ERROR;
+    if (log_key(log_id, from, &first) != 0)
+        return STORE_OK; /* past the end of any log */
+    sqlite3_bind_int64(st, 1, first);
+    sqlite3_bind_int64(st, 2, last);
+    sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         oe_buf_append(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
         oe_buf_putc(out, '\n');
@@ -1186,6 +1297,8 @@ static int reader_find_checkpoint(void *p, const char *origin, uint64_t size, oe
     sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_FIND_CHECKPOINT];
     int rc;
 
+    if (size >= POSITION_LIMIT)
+        return STORE_NOT_FOUND; /* no log is that long */
     sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
     if ((rc = step_row(st)) != STORE_OK)

@@ -281,6 +281,33 @@ def executions_count(server, nonce=None, prefix=None):
     return int(psql(url, "SELECT count(*) FROM executions WHERE " + where).strip())
 
 
+def sqlite_receipt_log_to_schema_5(db):
+    """Rewrites the receipt log tables of a stopped server's SQLite database
+    (an open sqlite3 connection) into their layout before schema 6: receipts,
+    tree nodes and signed heads keyed by (log_id, position) in WITHOUT ROWID
+    tables instead of one packed integer.  Leaves PRAGMA user_version alone."""
+    mask = "((1 << 44) - 1)"
+    db.executescript(
+        "CREATE TABLE receipts_v5 (log_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " exec_id TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (log_id, seq)) WITHOUT ROWID;"
+        " INSERT INTO receipts_v5 SELECT log_seq >> 44, log_seq & %(m)s, exec_id, body"
+        " FROM receipts;"
+        " DROP TABLE receipts; ALTER TABLE receipts_v5 RENAME TO receipts;"
+        " CREATE INDEX receipts_by_exec_id ON receipts(exec_id);"
+        " CREATE TABLE tlog_nodes_v5 (log_id INTEGER NOT NULL, leaf INTEGER NOT NULL,"
+        " level INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (log_id, leaf, level))"
+        " WITHOUT ROWID;"
+        " INSERT INTO tlog_nodes_v5 SELECT log_node >> 50, (log_node >> 6) & %(m)s,"
+        " log_node & 63, hash FROM tlog_nodes;"
+        " DROP TABLE tlog_nodes; ALTER TABLE tlog_nodes_v5 RENAME TO tlog_nodes;"
+        " CREATE TABLE checkpoints_v5 (log_id INTEGER NOT NULL, size INTEGER NOT NULL,"
+        " note TEXT NOT NULL, PRIMARY KEY (log_id, size)) WITHOUT ROWID;"
+        " INSERT INTO checkpoints_v5 SELECT log_size >> 44, log_size & %(m)s, note"
+        " FROM checkpoints;"
+        " DROP TABLE checkpoints; ALTER TABLE checkpoints_v5 RENAME TO checkpoints;"
+        % {"m": mask})
+
+
 def drop_pg_database(directory):
     """Drops the database of a test directory, if it has one."""
     base = os.environ.get("OE_TEST_PG_URL")

@@ -17,7 +17,9 @@ OPENEXEC_LOG_ORIGIN, a restored backup, a second log in the same database;
 and tampering: each alteration of issue 6 caught by both offline verifiers,
 which must agree on every file.
 
-Runs on PostgreSQL too (OE_TEST_PG_URL): nothing here reads the database.
+Runs on PostgreSQL too (OE_TEST_PG_URL): nothing here reads the database,
+except the SQLite schema tests (SqlitePackedKeyTests, the upgrade of
+KeyAndRestartTests), which rewrite it into older layouts.
 """
 
 import base64
@@ -1656,7 +1658,7 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
             self.assertEqual(srv.stop(), 0)
         downgrade_to_schema_1(d)
         with Server(workdir=d, env={"OPENEXEC_LOG_ORIGIN": "example.com/log-b"}) as srv:
-            latest = 5 if harness.default_db_url(d).startswith("sqlite:") else 2
+            latest = 6 if harness.default_db_url(d).startswith("sqlite:") else 2
             self.assertIn("upgraded from version 1 to %d" % latest, srv.log())
             pub, info = server_key(srv)
             self.assertEqual(info["origin"], "example.com/log-b")
@@ -1681,6 +1683,118 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
             self.assertIn(b'"outcome":"replayed"', export_all(srv))
 
 
+class SqlitePackedKeyTests(unittest.TestCase, VerifierMixin):
+    """SQLite schema 6 keys receipts, tree nodes and signed heads by one
+    integer that packs (log, position): the upgrade keeps every log byte for
+    byte, and what the keys cannot hold is refused, never wrapped."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="oe-rcpt-v6-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        url = harness.default_db_url(self.tmp)
+        self.addCleanup(harness.drop_pg_database, self.tmp)
+        if not url.startswith("sqlite:///"):
+            self.skipTest("the packed keys are SQLite's (schema 6)")
+        self.path = url[len("sqlite:///"):]
+
+    def db_script(self, script, downgrade=False):
+        import sqlite3
+        db = sqlite3.connect(self.path)
+        try:
+            if downgrade:
+                harness.sqlite_receipt_log_to_schema_5(db)
+            db.executescript(script)
+        finally:
+            db.close()
+
+    def db_value(self, query):
+        import sqlite3
+        db = sqlite3.connect(self.path)
+        try:
+            return db.execute(query).fetchone()[0]
+        finally:
+            db.close()
+
+    def test_upgrade_to_schema_6_keeps_every_log_byte_for_byte(self):
+        a, b = ({"OPENEXEC_LOG_ORIGIN": "example.com/v6-" + x} for x in "ab")
+        with Server(workdir=self.tmp, env=a) as srv:
+            echoes = [srv.execute("echo", {"i": i}, nonce="v6-%d" % i) for i in range(40)]
+            others = [srv.execute("nosuch", {}, nonce="v6-unknown"),
+                      srv.execute("add", {"a": "x"}, nonce="v6-bad")]
+            self.assertEqual([r.status for r in others], [400, 422])
+            old_a = (checkpoint(srv), export_all(srv))
+            self.assertEqual(srv.stop(), 0)
+        with Server(workdir=self.tmp, env=b) as srv:
+            in_b = [srv.execute("echo", {"b": i}, nonce="v6-b-%d" % i) for i in range(3)]
+            old_b = (checkpoint(srv), export_all(srv))
+            self.assertEqual(srv.stop(), 0)
+        self.db_script("PRAGMA user_version = 5;", downgrade=True)
+        with Server(workdir=self.tmp, env=a) as srv:
+            self.assertIn("upgraded from version 5 to 6", srv.log())
+            pub, info = server_key(srv)
+            self.assertEqual((checkpoint(srv), export_all(srv)), old_a)
+            self.assertEqual((checkpoint(srv, log=b["OPENEXEC_LOG_ORIGIN"]),
+                              export_all(srv, log=b["OPENEXEC_LOG_ORIGIN"])), old_b)
+            self.assert_log_verifies(info["public_key_pem"], *old_a)
+            for r in echoes + others + in_b:
+                signed = r.json()["signed_receipt"]
+                got = srv.get("/receipts/" + r.json()["id"])
+                self.assertEqual(got.status, 200, got)
+                self.assertEqual(got.json()["receipt"], signed["receipt"])
+                v = srv.post("/receipts/verify", {"signed_receipt": signed})
+                self.assertEqual(v.json(), {"valid": True}, v)
+            for i, first in enumerate(echoes):
+                again = srv.execute("echo", {"i": i}, nonce="v6-%d" % i)
+                self.assertEqual(again.headers.get("idempotent-replayed"), "true", again)
+                self.assertEqual(again.body, first.body)
+            # The log goes on where it stopped (42 entries, then 40 replays)
+            # and proves consistent with the head from before the upgrade.
+            new = srv.execute("echo", {}, nonce="v6-after")
+            self.assertEqual(new.json()["signed_receipt"]["receipt"]["seq"], 82)
+            p = srv.get("/log/consistency?old=42&new=83")
+            self.assertEqual(p.status, 200, p)
+            ov.verify_consistency_proof(pub, old_a[0], checkpoint(srv), p.json())
+        self.assertEqual(self.db_value("SELECT group_concat(name) FROM pragma_table_info("
+                                       "'receipts')"), "log_seq,exec_id,body")
+
+    def test_upgrade_refuses_a_log_id_the_keys_cannot_hold(self):
+        with Server(workdir=self.tmp) as srv:
+            self.assertEqual(srv.execute("echo", {}, nonce="wide-1").status, 200)
+            self.assertEqual(srv.stop(), 0)
+        self.db_script("UPDATE logs SET log_id = 8192; UPDATE receipts SET log_id = 8192;"
+                       " PRAGMA user_version = 5;", downgrade=True)
+        r = harness.run_cli(["serve", "--port", "0"], cwd=self.tmp, timeout=60,
+                            env={"OPENEXEC_DB_URL": "sqlite:///" + self.path})
+        err = r.stderr.decode()
+        self.assertNotEqual(r.returncode, 0, err)
+        self.assertIn("every log id below 8192", err)
+        # Nothing was written: the file is still at schema 5, whole.
+        self.assertEqual(self.db_value("PRAGMA user_version"), 5)
+        self.assertEqual(self.db_value("SELECT count(*) FROM receipts WHERE log_id = 8192"), 1)
+
+    def test_a_log_beyond_the_last_key_is_refused_at_start(self):
+        with Server(workdir=self.tmp) as srv:
+            first = srv.execute("echo", {}, nonce="many-logs-1")
+            self.assertEqual(first.status, 200)
+            self.assertEqual(srv.stop(), 0)
+        # Log 8191 is the last one the keys can hold; the next origin would
+        # be 8192.
+        self.db_script("INSERT INTO logs(log_id, origin, public_key, lease_expires_us)"
+                       " VALUES (8191, 'example.com/last', zeroblob(32), -1);")
+        r = harness.run_cli(["serve", "--port", "0"], cwd=self.tmp, timeout=60,
+                            env={"OPENEXEC_DB_URL": "sqlite:///" + self.path,
+                                 "OPENEXEC_LOG_ORIGIN": "example.com/one-too-many"})
+        err = r.stderr.decode()
+        self.assertNotEqual(r.returncode, 0, err)
+        self.assertIn("the database holds 8191 logs", err)
+        self.assertEqual(self.db_value("SELECT count(*) FROM logs"
+                                       " WHERE origin = 'example.com/one-too-many'"), 0)
+        # The logs it has still work.
+        with Server(workdir=self.tmp) as srv:
+            again = srv.execute("echo", {}, nonce="many-logs-1")
+            self.assertEqual(again.body, first.body)
+
+
 def downgrade_to_schema_1(directory):
     """Turns the stopped server's database of directory back into schema 1:
     no checkpoints table (the logs' latest heads stay on their rows); on
@@ -1693,6 +1807,7 @@ def downgrade_to_schema_1(directory):
     if url.startswith("sqlite:///"):
         import sqlite3
         db = sqlite3.connect(url[len("sqlite:///"):])
+        harness.sqlite_receipt_log_to_schema_5(db)
         for nonce, head, size, log, seq in db.execute(
                 "SELECT nonce, response, tree_size, receipt_log, receipt_seq FROM executions"
                 " WHERE receipt_seq IS NOT NULL").fetchall():
