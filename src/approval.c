@@ -158,7 +158,9 @@ static int expect(const char *s, size_t len, size_t *i, char c)
 
 int approval_parse_time(const char *s, size_t len, int64_t *out_us)
 {
-    int64_t y, mo, d, h, mi, sec, frac = 0, oh = 0, om = 0, offset_s = 0, sign;
+    /* Zeroed for gcc -O3, which cannot see that digits() sets them. */
+    int64_t y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, frac = 0, oh = 0, om = 0, offset_s = 0;
+    int64_t sign;
     size_t i = 0;
     int nfrac = 0;
 

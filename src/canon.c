@@ -461,7 +461,7 @@ static int short_decimal(double x, decimal *dec)
  * binary search over p. */
 static void shortest_digits(double x, decimal *dec)
 {
-    decimal d17;
+    decimal d17 = {{0}, 0, 0}; /* zeroed for gcc -O3, which cannot see that it is set */
     int lo = 1, hi = 17, mid;
 
     if (x >= DBL_MIN) {

@@ -238,7 +238,7 @@ static void test_python_vectors_match_byte_for_byte(void)
 {
     const char *root = getenv("OE_SOURCE_DIR");
     char path[4096];
-    char *data, *line, *next, *f[6];
+    char *data, *line, *next, *f[6] = {NULL};
     size_t len;
     int lineno = 0, nf;
     vector_counts vc = {0, 0, 0, 0, 0};
