@@ -18,6 +18,7 @@
 #include "canon.h"
 #include "cli.h"
 #include "config.h"
+#include "instance.h"
 #include "log.h"
 #include "server.h"
 
@@ -43,7 +44,7 @@ static const char USAGE[] =
     "options:\n"
     "  -h, --help                    this help (also: openexec <command> --help,\n"
     "                                openexec help <command>)\n"
-    "  -V, --version                 print the version\n"
+    "  -V, --version                 print the version (also: openexec version)\n"
     "\n"
     "environment: OPENEXEC_MODE, CLAWSHIELD_PUBLIC_KEY, CLAWSHIELD_TENANT_ID,\n"
     "  OPENEXEC_ALLOWED_ACTIONS, OPENEXEC_DB_URL, OPENEXEC_HOST, OPENEXEC_PORT,\n"
@@ -156,6 +157,8 @@ static int cmd_serve(int argc, char **argv)
 static int cmd_check_config(int argc, char **argv)
 {
     oe_config cfg;
+    const char *problem;
+    char files_problem[512];
     int rc, json;
 
     if (wants_help(argc, argv)) {
@@ -167,11 +170,13 @@ static int cmd_check_config(int argc, char **argv)
     json = argc == 2;
     if ((rc = load_config(&cfg, NULL, NULL, "check-config")) != 0)
         return rc;
+    problem = cfg.key_problem;
+    if (problem == NULL && instance_check_files(&cfg, files_problem, sizeof(files_problem)) != 0)
+        problem = files_problem;
     if (json) {
         oe_buf b;
         oe_buf_init(&b, 64 * 1024);
-        oe_buf_printf(&b,
-                      "{\"ok\":%s,\"mode\":\"%s\",\"host\":", cfg.key_problem ? "false" : "true",
+        oe_buf_printf(&b, "{\"ok\":%s,\"mode\":\"%s\",\"host\":", problem ? "false" : "true",
                       config_mode_name(cfg.mode));
         canon_append_string(&b, cfg.host, strlen(cfg.host));
         oe_buf_printf(&b,
@@ -179,14 +184,14 @@ static int cmd_check_config(int argc, char **argv)
                       "\"clawshield_keys\":%zu,\"problem\":",
                       cfg.port, cfg.db_kind == OE_DB_SQLITE ? "sqlite" : "postgresql",
                       cfg.allowed_actions ? "restricted" : "open", cfg.clawshield_keys.count);
-        if (cfg.key_problem)
-            canon_append_string(&b, cfg.key_problem, strlen(cfg.key_problem));
+        if (problem)
+            canon_append_string(&b, problem, strlen(problem));
         else
             oe_buf_puts(&b, "null");
         oe_buf_puts(&b, "}\n");
         fwrite(b.data, 1, b.len, stdout);
         oe_buf_free(&b);
-        rc = cfg.key_problem ? 2 : 0;
+        rc = problem ? 2 : 0;
         config_free(&cfg);
         return rc;
     }
@@ -196,8 +201,8 @@ static int cmd_check_config(int argc, char **argv)
     printf("allow-list: %s\n", cfg.allowed_actions ? "restricted" : "open");
     if (cfg.mode == OE_MODE_CLAWSHIELD)
         printf("clawshield keys: %zu\n", cfg.clawshield_keys.count);
-    if (cfg.key_problem != NULL) {
-        fprintf(stderr, "openexec check-config: not ready: %s\n", cfg.key_problem);
+    if (problem != NULL) {
+        fprintf(stderr, "openexec check-config: not ready: %s\n", problem);
         rc = 2;
     } else {
         printf("ok\n");
@@ -220,7 +225,8 @@ int main(int argc, char **argv)
         fputs(USAGE, stderr);
         return 2;
     }
-    if (strcmp(cmd, "help") == 0 && argc > 2) {
+    if (strcmp(cmd, "help") == 0 && argc > 2 && strcmp(argv[2], "--help") != 0 &&
+        strcmp(argv[2], "-h") != 0) {
         /* openexec help CMD == openexec CMD --help */
         char *help_argv[] = {argv[2], "--help", NULL};
         return dispatch(argv[2], 2, help_argv);

@@ -1264,10 +1264,11 @@ int server_run(const oe_config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (instance_load(cfg, &srv.receipt_key, srv.origin, why, sizeof(why)) != 0) {
+    if ((rc = instance_load(cfg, &srv.receipt_key, srv.origin, why, sizeof(why))) != 0) {
         oe_log("error", "%s", why);
-        return 1;
+        return rc == -2 ? 2 : 1; /* a bad key file is configuration */
     }
+    rc = 1;
     {
         store_log_identity id = {srv.origin, &srv.receipt_key};
         if (store_open(cfg, &id, &srv.st, why, sizeof(why)) != 0) {

@@ -33,6 +33,28 @@ class CliTests(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout.decode(), r"^openexec \d+\.\d+\.\d+\n$")
 
+    def test_help_for_help_and_version_aliases(self):
+        for args in (["help", "--help"], ["help", "-h"], ["help"]):
+            r = harness.run_cli(args)
+            self.assertEqual(r.returncode, 0, args)
+            self.assertIn(b"usage: openexec <command>", r.stdout)
+        self.assertIn(b"openexec version", harness.run_cli(["--help"]).stdout)
+        self.assertEqual(harness.run_cli(["version"]).stdout,
+                         harness.run_cli(["--version"]).stdout)
+
+    def test_unreadable_files_are_named_with_the_reason(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            keypair(tmp)
+            pub = os.path.join(tmp, "cs.pub")
+            for args, name in ((["verify-log", "--key", pub, "--checkpoint",
+                                 os.path.join(tmp, "nope.cp"), pub], "nope.cp"),
+                               (["verify-receipt", "--key", pub, tmp], tmp)):
+                r = harness.run_cli(args)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                err = r.stderr.decode()
+                self.assertRegex(err, r"^openexec %s: .*%s: cannot read: \S" % (args[0], name))
+                self.assertRegex(err, "No such file or directory|Is a directory")
+
     def test_unknown_command_and_no_command_exit_2(self):
         self.assertEqual(harness.run_cli(["frobnicate"]).returncode, 2)
         self.assertEqual(harness.run_cli([]).returncode, 2)
@@ -87,6 +109,39 @@ class ConfigErrorTests(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn(b"mode: demo", r.stdout)
             self.assertIn(b"store: openexec.db", r.stdout)
+
+    def test_check_config_refuses_what_serve_would_refuse(self):
+        # An unusable receipt key, or a key or database that cannot be
+        # created: check-config exits 2 naming it, as serve would refuse to
+        # start (serve: 2 for a bad key file, a configuration error).
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "bad.key"), "w") as f:
+                f.write("garbage\n")
+            pub = os.path.join(tmp, "cs.pub")
+            keypair(tmp)
+            cases = [({"OPENEXEC_RECEIPT_KEY": "bad.key"}, b"receipt key bad.key: "),
+                     ({"OPENEXEC_RECEIPT_KEY": pub}, b"PRIVATE KEY"),
+                     ({"OPENEXEC_RECEIPT_KEY": "no/such/dir.key"},
+                      b"no/such/dir.key: cannot be created: No such file or directory"),
+                     ({"OPENEXEC_DB_URL": "sqlite:///no/such/dir.db"},
+                      b"cannot be created: No such file or directory")]
+            for env, reason in cases:
+                r = harness.run_cli(["check-config"], cwd=tmp, env=env)
+                self.assertEqual(r.returncode, 2, (env, r.stderr))
+                self.assertIn(reason, r.stderr, env)
+                r = harness.run_cli(["check-config", "--json"], cwd=tmp, env=env)
+                self.assertEqual(r.returncode, 2, (env, r.stderr))
+                self.assertIn(b'"ok":false', r.stdout)
+            r = harness.run_cli(["serve", "--port", "0"], cwd=tmp,
+                                env={"OPENEXEC_RECEIPT_KEY": "bad.key"})
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(b"receipt key bad.key: ", r.stderr)
+            self.assertEqual(sorted(os.listdir(tmp)), ["bad.key", "cs.key", "cs.pub"],
+                             "check-config wrote nothing, serve nothing")
+            # A usable key file, and a database that can be created: ok.
+            r = harness.run_cli(["check-config"], cwd=tmp,
+                                env={"OPENEXEC_RECEIPT_KEY": os.path.join(tmp, "cs.key")})
+            self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_check_config_clawshield_without_key_is_2(self):
         with tempfile.TemporaryDirectory() as tmp:
