@@ -297,6 +297,10 @@ static void take_request_id(h2o_req_t *req, char out[REQUEST_ID_MAX + 1])
 
     if (i != -1) {
         h2o_iovec_t v = req->headers.entries[i].value;
+        /* h2o strips the leading whitespace of a field value; the trailing
+         * is not part of it either (RFC 9110 5.5). */
+        while (v.len > 0 && (v.base[v.len - 1] == ' ' || v.base[v.len - 1] == '\t'))
+            v.len--;
         if (request_id_acceptable(v.base, v.len)) {
             memcpy(out, v.base, v.len);
             out[v.len] = '\0';
@@ -431,7 +435,9 @@ static int hex_value(char c)
     return -1;
 }
 
-/* The decoded value of query parameter `name` (pool memory), or NULL. */
+/* The decoded value of query parameter `name` (pool memory), or NULL.  A
+ * bare `name` without "=" has the empty value, as in URLSearchParams: so
+ * `?limit` is refused like `?limit=`, not taken for no limit at all. */
 static const char *query_param(h2o_req_t *req, const char *name)
 {
     size_t nlen = strlen(name), i, j;
@@ -444,8 +450,9 @@ static const char *query_param(h2o_req_t *req, const char *name)
     while (q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));
         const char *stop = amp ? amp : end;
-        if ((size_t)(stop - q) >= nlen + 1 && memcmp(q, name, nlen) == 0 && q[nlen] == '=') {
-            const char *v = q + nlen + 1;
+        if ((size_t)(stop - q) >= nlen && memcmp(q, name, nlen) == 0 &&
+            (q + nlen == stop || q[nlen] == '=')) {
+            const char *v = q + nlen == stop ? stop : q + nlen + 1;
             size_t vlen = (size_t)(stop - v);
             char *out = h2o_mem_alloc_pool(&req->pool, vlen + 1);
             for (i = 0, j = 0; i < vlen; i++) {
@@ -523,13 +530,38 @@ static void handle_metrics(oe_server *srv, h2o_req_t *req, const char *rid, oe_a
     ans->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+/* Appends JSON text without the whitespace between its tokens (SPEC 2:
+ * answers are compact), keeping every string byte for byte and the keys
+ * in their order.  The text is known to be valid JSON (the build checks). */
+static void append_compact_json(oe_buf *b, const char *s, size_t len)
+{
+    size_t i, start = 0;
+    int in_string = 0;
+
+    for (i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            oe_buf_append(b, s + start, i - start);
+            start = i + 1;
+        }
+    }
+    oe_buf_append(b, s + start, len - start);
+}
+
 static void handle_openapi(oe_server *srv, h2o_req_t *req, const char *rid, oe_answer *ans)
 {
     oe_buf b;
 
     (void)srv, (void)req, (void)rid;
     oe_buf_init(&b, oe_openapi_json_len + 1);
-    oe_buf_append(&b, oe_openapi_json, oe_openapi_json_len);
+    append_compact_json(&b, oe_openapi_json, oe_openapi_json_len);
     answer_buf(ans, 200, &b);
 }
 

@@ -94,6 +94,12 @@ class HttpTests(unittest.TestCase):
         self.assertEqual(r.headers["x-request-id"], rid)
         r = self.srv.get("/health", headers={"X-Request-Id": "x" * 128})
         self.assertEqual(r.headers["x-request-id"], "x" * 128)
+        # Whitespace around a field value is not part of it (RFC 9110 5.5).
+        for padded in ["trace-7 ", "trace-7\t", "  trace-7 \t ", "\ttrace-7"]:
+            r = self.srv.get("/health", headers={"X-Request-Id": padded})
+            self.assertEqual(r.headers["x-request-id"], "trace-7", repr(padded))
+        r = self.srv.get("/health", headers={"X-Request-Id": "x" * 128 + " "})
+        self.assertEqual(r.headers["x-request-id"], "x" * 128)
 
     def test_request_id_generated_when_invalid_or_missing(self):
         for bad in [None, "x" * 129, "has space", "semi;colon", "\u00e9".encode().decode("latin-1")]:

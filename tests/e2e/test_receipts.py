@@ -771,7 +771,8 @@ class DemoReceiptTests(ServerCase):
             r = self.srv.get("/receipts?from=%d" % past)
             self.assertEqual((r.status, r.body), (200, b""), past)
         for q in ("limit=0", "limit=-1", "limit=abc", "limit=", "limit=1.5", "limit=1e3",
-                  "from=-1", "from=abc", "from=", "from=0x1", "from=+1", "from=0&limit=0"):
+                  "from=-1", "from=abc", "from=", "from=0x1", "from=+1", "from=0&limit=0",
+                  "limit", "from", "from=0&limit", "limit&from=0"):
             r = self.srv.get("/receipts?" + q)
             self.assertEqual((r.status, r.json()["error"]), (400, "bad_range"), (q, r))
 
@@ -814,6 +815,7 @@ class DemoReceiptTests(ServerCase):
             self.srv.execute("echo", {})
             n = self.size()
         for q in ("old=0&new=1", "old=2&new=1", "old=1&new=%d" % (n + 1), "old=1", "new=2", "",
+                  "old&new=2", "old=1&new",
                   "old=a&new=2", "old=-1&new=2", "old=1&new=2.0", "old=1&new=-2",
                   "old=%d&new=%d" % (n + 1, n + 1)):
             r = self.srv.get("/log/consistency?" + q)
@@ -1633,6 +1635,9 @@ class KeyAndRestartTests(unittest.TestCase, VerifierMixin):
                 self.assertEqual(v.json(), {"valid": True}, v)
             r = a.get("/checkpoint?log=nosuch/log")
             self.assertEqual(r.status, 404, r)
+            for bare in ("/checkpoint?log", "/checkpoint?log=", "/receipts?log"):
+                r = a.get(bare)  # no origin is named "": not this instance's log
+                self.assertEqual((r.status, r.json()["error"]), (404, "not_found"), (bare, r))
             # A second live instance with A's origin refuses to start.
             dup = Server(workdir=d, env={"OPENEXEC_RECEIPT_KEY": ka})
             with self.assertRaises(RuntimeError):
