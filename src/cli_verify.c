@@ -4,8 +4,9 @@
  *
  *   verify-log      an export (JSON lines, seq 0..SIZE-1) against a signed
  *                   checkpoint: the signature, the sequence (no gap,
- *                   duplicate, reorder or insertion), every line's log name,
- *                   and the Merkle root recomputed from the canonical leaves.
+ *                   duplicate, reorder or insertion), every line's log name
+ *                   and shape (the receipt's fields, types and version), and
+ *                   the Merkle root recomputed from the canonical leaves.
  *   verify-receipt  one signed receipt (or a whole /execute answer holding
  *                   one): checkpoint signature and inclusion proof.
  *
@@ -15,6 +16,7 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,26 +66,40 @@ static int usage(const char *cmd, const char *what, const char *text)
     return EXIT_USAGE;
 }
 
+/* The whole file (malloc'd, caller frees), or NULL with errno set (EFBIG
+ * past FILE_MAX). */
 static char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     oe_buf b;
     char chunk[65536];
     size_t n;
+    int failed;
 
     if (f == NULL)
         return NULL;
     oe_buf_init(&b, FILE_MAX);
+    errno = 0;
     while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
         if (oe_buf_append(&b, chunk, n) != 0)
             break;
-    if (ferror(f) || b.failed) {
-        fclose(f);
+    failed = ferror(f) ? (errno ? errno : EIO) : b.failed ? EFBIG : 0;
+    fclose(f);
+    if (failed) {
         oe_buf_free(&b);
+        errno = failed;
         return NULL;
     }
-    fclose(f);
     return oe_buf_detach(&b, len);
+}
+
+/* err(3) style: "openexec CMD: PATH: cannot read: why". */
+static int cannot_read(const char *cmd, const char *path)
+{
+    char why[160];
+
+    snprintf(why, sizeof(why), "cannot read: %s", strerror(errno));
+    return invalid(cmd, "%s: %s", path, why);
 }
 
 static int load_key(const char *cmd, const char *path, unsigned char pk[32])
@@ -129,6 +145,62 @@ static int parse_args(int argc, char **argv, const char *text, int want_checkpoi
 
 /* ---- verify-log ---------------------------------------------------------- */
 
+/* The fields of a receipt (SPEC 5.2) and the JSON types each may have. */
+enum { T_STRING = 1, T_INTEGER = 2, T_NULL = 4 };
+static const struct {
+    const char *name;
+    int types;
+} RECEIPT_FIELDS[] = {
+    {"v", T_INTEGER},
+    {"log", T_STRING},
+    {"seq", T_INTEGER},
+    {"exec_id", T_STRING},
+    {"time", T_STRING},
+    {"action", T_STRING},
+    {"action_hash", T_STRING},
+    {"nonce_sha256", T_STRING},
+    {"approval_id", T_STRING | T_NULL},
+    {"outcome", T_STRING},
+    {"status", T_INTEGER},
+    {"result_sha256", T_STRING | T_NULL},
+    {"error", T_STRING | T_NULL},
+};
+#define RECEIPT_FIELD_COUNT (sizeof(RECEIPT_FIELDS) / sizeof(RECEIPT_FIELDS[0]))
+
+/* Why entry is not shaped as a receipt, or NULL.  Such an entry would
+ * also change the root, but then only as "an entry was altered": this
+ * names it. */
+static const char *receipt_shape_problem(const json_t *entry, char *buf, size_t cap)
+{
+    static const char *const outcomes[] = {"executed", "replayed", "denied",
+                                           "rejected", "failed",   "resolved"};
+    const json_t *v;
+    size_t i;
+
+    for (i = 0; i < RECEIPT_FIELD_COUNT; i++) {
+        int types = RECEIPT_FIELDS[i].types;
+        v = json_object_get(entry, RECEIPT_FIELDS[i].name);
+        if (v == NULL) {
+            snprintf(buf, cap, "no field \"%s\"", RECEIPT_FIELDS[i].name);
+            return buf;
+        }
+        if (!((types & T_STRING && json_is_string(v)) ||
+              (types & T_INTEGER && json_is_integer(v)) || (types & T_NULL && json_is_null(v)))) {
+            snprintf(buf, cap, "field \"%s\" has the wrong type", RECEIPT_FIELDS[i].name);
+            return buf;
+        }
+    }
+    if (json_object_size(entry) != RECEIPT_FIELD_COUNT)
+        return "fields that are not a receipt's";
+    if (json_integer_value(json_object_get(entry, "v")) != 1)
+        return "version \"v\" is not 1";
+    v = json_object_get(entry, "outcome");
+    for (i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++)
+        if (strcmp(json_string_value(v), outcomes[i]) == 0)
+            return NULL;
+    return "unknown \"outcome\"";
+}
+
 static int check_entry(const char *cmd, const char *line, size_t len, uint64_t expect_seq,
                        const char *origin, uint8_t leaf[32])
 {
@@ -155,6 +227,15 @@ static int check_entry(const char *cmd, const char *line, size_t len, uint64_t e
     if (!json_is_string(log) || strcmp(json_string_value(log), origin) != 0) {
         invalid(cmd, "%s: %s", where, "belongs to another log than the checkpoint's");
         goto out;
+    }
+    {
+        char buf[96];
+        const char *problem = receipt_shape_problem(entry, buf, sizeof(buf));
+        if (problem != NULL) {
+            snprintf(why, sizeof(why), "not a receipt: %s", problem);
+            invalid(cmd, "%s: %s", where, why);
+            goto out;
+        }
     }
     if (receipt_leaf_hash(entry, leaf) != 0) {
         invalid(cmd, "%s: %s", where, "cannot be canonicalised");
@@ -183,7 +264,7 @@ int cli_verify_log(int argc, char **argv)
     if ((rc = load_key(argv[0], key_path, pk)) != 0)
         return rc;
     if ((note = read_file(cp_path, &note_len)) == NULL) {
-        rc = invalid(argv[0], "%s: %s", cp_path, "cannot read");
+        rc = cannot_read(argv[0], cp_path);
         goto out;
     }
     if (!tlog_checkpoint_verify(note, note_len, pk, &cp, why, sizeof(why))) {
@@ -191,7 +272,7 @@ int cli_verify_log(int argc, char **argv)
         goto out;
     }
     if ((data = read_file(file, &data_len)) == NULL) {
-        rc = invalid(argv[0], "%s: %s", file, "cannot read");
+        rc = cannot_read(argv[0], file);
         goto out;
     }
     tlog_frontier_init(&f);
@@ -265,7 +346,7 @@ int cli_verify_receipt(int argc, char **argv)
     if ((rc = load_key(argv[0], key_path, pk)) != 0)
         return rc;
     if ((data = read_file(file, &len)) == NULL) {
-        rc = invalid(argv[0], "%s: %s", file, "cannot read");
+        rc = cannot_read(argv[0], file);
         goto out;
     }
     if (canon_parse(data, len, &doc, &err) != 0) {

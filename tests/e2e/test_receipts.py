@@ -1151,21 +1151,29 @@ class TamperTests(unittest.TestCase, VerifierMixin):
     def test_altered_field(self):
         for field, value in (("status", 403), ("outcome", "denied"), ("action", "add"),
                              ("time", "2020-01-01T00:00:00.000000Z"), ("error", None),
-                             ("approval_id", "x"), ("result_sha256", "0" * 64), ("v", 2)):
+                             ("approval_id", "x"), ("result_sha256", "0" * 64)):
             lines = list(self.lines)
             lines[20] = self.edit(lines[20], **{field: value})
             if lines[20] == self.lines[20]:
                 lines[20] = self.edit(lines[20], **{field: "changed"})
             py, _ = self.assert_refused("altered " + field, lines=lines)
             self.assertIn("root", py[1])
-        lines = list(self.lines)
-        lines[20] = self.edit(lines[20], extra=True)
-        self.assert_refused("added field", lines=lines)
-        lines = list(self.lines)
-        obj = json.loads(lines[20])
-        del obj["time"]
-        lines[20] = json.dumps(obj).encode()
-        self.assert_refused("removed field", lines=lines)
+
+    def test_entry_that_is_not_a_receipt_is_named(self):
+        # Such an entry changes the root too; both verifiers name it.
+        removed = json.loads(self.lines[20])
+        del removed["time"]
+        for what, line in (("added field", self.edit(self.lines[20], extra=True)),
+                           ("removed field", json.dumps(removed).encode()),
+                           ("version 2", self.edit(self.lines[20], v=2)),
+                           ("status as text", self.edit(self.lines[20], status="200")),
+                           ("null action", self.edit(self.lines[20], action=None)),
+                           ("unknown outcome", self.edit(self.lines[20], outcome="won"))):
+            lines = list(self.lines)
+            lines[20] = line
+            py, c = self.assert_refused(what, line=21, lines=lines)
+            self.assertIn("not a receipt", py[1], what)
+            self.assertIn("not a receipt", c[1], what)
 
     def test_altered_field_is_refused_with_lines(self):
         lines = list(self.lines)

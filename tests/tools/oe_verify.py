@@ -64,6 +64,13 @@ HASH_LEN = 32
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 SIGNED_RECEIPT_KEYS = {"receipt", "inclusion", "checkpoint"}
 INCLUSION_KEYS = {"size", "index", "hashes"}
+# SPEC 5.2: a receipt's fields, each with the JSON types it may have.
+RECEIPT_FIELDS = {"v": (int,), "log": (str,), "seq": (int,), "exec_id": (str,),
+                  "time": (str,), "action": (str,), "action_hash": (str,),
+                  "nonce_sha256": (str,), "approval_id": (str, type(None)),
+                  "outcome": (str,), "status": (int,), "result_sha256": (str, type(None)),
+                  "error": (str, type(None))}
+OUTCOMES = {"executed", "replayed", "denied", "rejected", "failed", "resolved"}
 
 
 class VerifyError(Exception):
@@ -259,6 +266,24 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def receipt_shape_problem(obj):
+    """Why a log entry (a dict) is not shaped as a receipt, or None."""
+    for name, types in RECEIPT_FIELDS.items():
+        if name not in obj:
+            return 'no field "%s"' % name
+        v = obj[name]
+        if isinstance(v, bool) or not isinstance(v, types):
+            return 'field "%s" has the wrong type' % name
+    if len(obj) != len(RECEIPT_FIELDS):
+        return "fields that are not a receipt's: %s" % ", ".join(
+            sorted(obj.keys() - RECEIPT_FIELDS.keys()))
+    if obj["v"] != 1:
+        return 'version "v" is not 1'
+    if obj["outcome"] not in OUTCOMES:
+        return 'unknown "outcome"'
+    return None
+
+
 # ---------------------------------------------------------------- keys, notes
 
 def load_public_key(pem):
@@ -420,6 +445,9 @@ def verify_log(pub_raw, checkpoint_note, data):
         if obj.get("log") != cp.origin:
             raise VerifyError("%s: log is %r, not the checkpoint's origin %r"
                               % (where, obj.get("log"), cp.origin))
+        problem = receipt_shape_problem(obj)
+        if problem:
+            raise VerifyError("%s: not a receipt: %s" % (where, problem))
         hashes.append(receipt_leaf_hash(obj))
     if len(hashes) < cp.size:
         raise VerifyError("line %d (seq %d): missing: the export ends after %d "
