@@ -37,12 +37,16 @@
 #include "util.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 /* A 1 MiB body can grow sixfold when escaped (\u007f for each DEL). */
 #define RESPONSE_MAX (8 * 1024 * 1024)
 #define HEAD_MAX (RESPONSE_MAX + 64 * 1024)
-#define FINISH_RETRY_MS 10000 /* how long a finished action waits for a writable store */
+/* A refused commit of a finished action's outcome is tried again, for as
+ * long as the store is down, but at most this many times once the store
+ * says it takes writes again (then the refusal is this item's own). */
+#define FINISH_ATTEMPTS_WHILE_WRITABLE 5
 
 struct execute_env {
     const oe_config *cfg;
@@ -50,6 +54,7 @@ struct execute_env {
     const actions_registry *actions;
     runner *runner; /* exec actions; never on an event loop */
     approval_policy policy;
+    atomic_int stopping; /* SIGTERM: outcomes are no longer waited for */
 };
 
 struct execute_job {
@@ -58,7 +63,8 @@ struct execute_job {
     approval_verified approval;
     store_execution found; /* the nonce's execution, when the lookup found one */
     const action_def *def;
-    int reserved; /* holds a runner slot not yet handed to the runner */
+    int reserved;        /* holds a runner slot not yet handed to the runner */
+    int finish_attempts; /* commits of the outcome tried while the store took writes */
     store_item item;
     void (*done)(void *cookie);
     void *cookie;
@@ -85,6 +91,11 @@ int execute_env_create(const oe_config *cfg, store *st, const actions_registry *
     }
     *out = env;
     return 0;
+}
+
+void execute_env_stop(execute_env *env)
+{
+    atomic_store(&env->stopping, 1);
 }
 
 void execute_env_destroy(execute_env *env)
@@ -232,6 +243,26 @@ static void on_conflict(store_item *item)
 }
 
 static void run_exec_action(void *arg);
+static void record_outcome(void *arg);
+
+/* Writer thread: the database refused the commit of a finished action's
+ * outcome.  The program has run, so its outcome must be recorded if at all
+ * possible: again, on a worker, once the store takes writes (the client
+ * waits; a retry of its nonce meanwhile is 409 request_in_progress, as it
+ * still is).  Not after SIGTERM, and not over and over while the store
+ * takes other writes.  Then the answer is 503 and the claim stays running
+ * until the next start makes it outcome_unknown. */
+static int record_outcome_again(execute_job *job)
+{
+    execute_env *env = job->env;
+
+    if (job->item.kind != STORE_ITEM_FINISH || job->item.finishes_state != EXEC_STATE_RUNNING ||
+        job->item.result != STORE_FAILED || atomic_load(&env->stopping) ||
+        job->finish_attempts >= FINISH_ATTEMPTS_WHILE_WRITABLE || runner_reserve(env->runner) != 0)
+        return 0;
+    runner_submit(env->runner, record_outcome, job);
+    return 1;
+}
 
 /* Writer thread, after the commit.  A committed claim goes on to run its
  * program; everything else is answered. */
@@ -244,6 +275,8 @@ static void on_recorded(store_item *item)
         runner_submit(job->env->runner, run_exec_action, job);
         return;
     }
+    if (record_outcome_again(job))
+        return;
     if (job->reserved) {
         job->reserved = 0;
         runner_release(job->env->runner);
@@ -251,15 +284,22 @@ static void on_recorded(store_item *item)
     job->done(job->cookie);
 }
 
-/* Waits (bounded) for the store to accept writes again: the action has run,
- * and its outcome must be recorded if at all possible. */
-static void wait_writable(store *st)
+/* A worker: submits a finished action's outcome once the store accepts
+ * writes again (the writer probes it every second), or at once after
+ * SIGTERM, when a refusal is answered 503 and not tried again. */
+static void record_outcome(void *arg)
 {
-    uint64_t until = oe_monotonic_ms() + FINISH_RETRY_MS;
+    execute_job *job = arg;
+    execute_env *env = job->env;
     struct timespec pause = {0, 100 * 1000000L};
 
-    while (!store_writable(st) && oe_monotonic_ms() < until)
+    if (job->finish_attempts > 0 || !store_writable(env->st))
+        nanosleep(&pause, NULL); /* a refusal is not retried in a tight loop */
+    while (!store_writable(env->st) && !atomic_load(&env->stopping))
         nanosleep(&pause, NULL);
+    if (store_writable(env->st))
+        job->finish_attempts++;
+    store_submit(env->st, &job->item);
 }
 
 /* A worker thread: the nonce is durably claimed as running; run the program
@@ -294,8 +334,7 @@ static void run_exec_action(void *arg)
     oe_buf_free(&input);
     item->kind = STORE_ITEM_FINISH;
     item->finishes_state = EXEC_STATE_RUNNING;
-    wait_writable(job->env->st);
-    store_submit(job->env->st, item);
+    record_outcome(job);
 }
 
 static void job_free(execute_job *job)

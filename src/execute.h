@@ -29,6 +29,9 @@ enum { EXECUTE_ANSWERED = 0, EXECUTE_PENDING = 1 };
 /* The environment borrows cfg, st and actions; they must outlive it. */
 int execute_env_create(const oe_config *cfg, store *st, const actions_registry *actions,
                        execute_env **out, char *why, size_t why_len);
+/* SIGTERM: the outcome of a finished action whose commit the store refuses
+ * is no longer waited for (its request is answered 503).  Any thread. */
+void execute_env_stop(execute_env *env);
 void execute_env_destroy(execute_env *env);
 
 int execute_begin(execute_env *env, store_reader *rd, const char *body, size_t len,

@@ -1344,6 +1344,7 @@ int server_run(const oe_config *cfg)
         oe_log("info", "listening on %s:%d (mode %s, %d event loops, log %s)", cfg->host,
                bound_port(srv.listen_fd), config_mode_name(cfg->mode), srv.nworkers, srv.origin);
         wait_for_signal();
+        execute_env_stop(srv.env);
         rc = 0;
     }
     for (i = 0; i < started; i++)

@@ -1,6 +1,7 @@
 """Durability and fail-closed behaviour of the store, with real faults:
 kill -9 during a burst, a full disk (a small tmpfs), a corrupt database."""
 
+import json
 import os
 import re
 import shutil
@@ -171,6 +172,82 @@ class DiskFullTests(unittest.TestCase):
                 self.assertEqual(srv.execute("echo", {"x": 1}, nonce="before-full").body, first.body)
                 for nonce, payload, body in answered:
                     self.assertEqual(srv.execute("echo", payload, nonce=nonce).body, body)
+
+
+@unittest.skipIf(os.environ.get("OE_TEST_PG_URL"), "SQLite file faults")
+class ActionOutcomeOnFullDiskTests(unittest.TestCase):
+    """An operator action whose program ran, but whose outcome's commit is
+    the first write the full disk refuses: the outcome is recorded once
+    there is room again (never a 503 for a request that ran, never a
+    second run); SIGTERM stops the waiting."""
+
+    BIG = {"big": "q" * 200000}  # echoed back: the outcome needs new pages
+
+    def server(self, d, sleep):
+        """A server on d with `slow_echo` (echo_stdin.sh after `sleep` s),
+        whose run counter lives off the small disk."""
+        aux = tempfile.mkdtemp(prefix="oe-full-act-aux-")
+        self.addCleanup(shutil.rmtree, aux, True)
+        counter = os.path.join(aux, "runs")
+        path = os.path.join(aux, "actions.json")
+        with open(path, "w") as f:
+            json.dump({"actions": {"slow_echo": {
+                "exec": [os.path.join(harness.SOURCE_DIR, "tests", "actions", "echo_stdin.sh")],
+                "timeout_ms": 60000, "env": {"SLEEP": sleep, "COUNTER_FILE": counter}}}}, f)
+        return harness.Server(workdir=d, env={"OPENEXEC_ACTIONS_FILE": path}), counter
+
+    def run_into_a_full_disk(self, srv, d, counter, nonce):
+        """Starts the action, fills the disk while it runs, and waits until
+        its outcome's commit (the writer's only one) was refused; returns
+        (thread, results, filler)."""
+        t, results = harness.in_background(
+            lambda: srv.execute("slow_echo", self.BIG, nonce=nonce, timeout=60))
+        harness.wait_for_runs(self, counter)
+        filler = os.path.join(d, "filler")
+        harness.fill_disk(filler)
+        self.assertTrue(srv.log_has("SQLite error 13, database or disk is full", timeout=10),
+                        srv.log()[-2000:])
+        time.sleep(0.5)  # time enough to answer, were it answered at once
+        return t, results, filler
+
+    def test_outcome_refused_by_a_full_disk_is_recorded_when_there_is_room(self):
+        with harness.small_tmpfs(self, "8m", prefix="oe-full-act-") as d:
+            srv, counter = self.server(d, "1")
+            with srv:
+                t, results, filler = self.run_into_a_full_disk(srv, d, counter, "ran-once")
+                self.assertTrue(t.is_alive(), "answered while its outcome was not recorded: %r"
+                                % (results,))
+                # A retry is an attempt, whose receipt cannot be recorded now.
+                r = srv.execute("slow_echo", self.BIG, nonce="ran-once")
+                self.assertEqual((r.status, r.json()["error"]), (503, "store_unavailable"))
+                os.unlink(filler)
+                t.join(30)
+                (first,) = results
+                self.assertEqual(first.status, 200, first)
+                self.assertEqual(first.json()["result"], {"got": self.BIG})
+                again = srv.execute("slow_echo", self.BIG, nonce="ran-once")
+                self.assertEqual(again.body, first.body)
+                self.assertEqual(harness.count_runs(counter), 1)
+                self.assertEqual(srv.stop(), 0)
+
+    def test_sigterm_stops_waiting_for_room_and_the_outcome_is_unknown(self):
+        with harness.small_tmpfs(self, "8m", prefix="oe-full-act-") as d:
+            srv, counter = self.server(d, "1")
+            with srv:
+                t, results, filler = self.run_into_a_full_disk(srv, d, counter, "cut-off")
+                time.sleep(1)  # the disk stays full: the request waits
+                self.assertTrue(t.is_alive(), results)
+                started = time.monotonic()
+                self.assertEqual(srv.stop(), 0)
+                self.assertLess(time.monotonic() - started, 10)
+                t.join(10)
+                (r,) = results
+                self.assertEqual((r.status, r.json()["error"]), (503, "store_unavailable"))
+            os.unlink(filler)
+            with harness.Server(workdir=d, env=srv.env) as again:
+                r = again.execute("slow_echo", self.BIG, nonce="cut-off")
+                self.assertEqual((r.status, r.json()["error"]), (409, "outcome_unknown"))
+            self.assertEqual(harness.count_runs(counter), 1)
 
 
 @unittest.skipIf(os.environ.get("OE_TEST_PG_URL"), "SQLite file faults")

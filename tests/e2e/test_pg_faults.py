@@ -143,6 +143,30 @@ class PgFaultTests(unittest.TestCase):
         self.assertTrue(srv.log_has("lost the PostgreSQL"), srv.log())
         self.assertTrue(srv.log_has("is back"), srv.log())
 
+    def test_action_outcome_during_an_outage_is_recorded_when_it_is_back(self):
+        # The program runs through the outage; the commit of its outcome is
+        # the first write to meet it.  The request waits, and is answered
+        # (once, by one run) when the database is back.
+        actions, counter = harness.slow_actions(tempfile.mkdtemp(prefix="oe-pgf-act-"), "2")
+        self.addCleanup(subprocess.run, ["rm", "-rf", os.path.dirname(actions)])
+        srv = self.server(env={"OPENEXEC_ACTIONS_FILE": actions})
+        t, results = harness.in_background(
+            lambda: srv.execute("slow", {}, nonce="through-outage", timeout=60))
+        harness.wait_for_runs(self, counter)
+        self.cluster("down")
+        self.assertTrue(wait_until(lambda: srv.log_has("lost the PostgreSQL", timeout=0), 10),
+                        srv.log())
+        time.sleep(0.5)
+        self.assertTrue(t.is_alive(), "answered while its outcome was not recorded: %r"
+                        % (results,))
+        self.cluster("up")
+        t.join(30)
+        (r,) = results
+        self.assertEqual((r.status, r.json()["result"]), (200, {"slept": True}), r)
+        again = srv.execute("slow", {}, nonce="through-outage")
+        self.assertEqual(again.body, r.body)
+        self.assertEqual(harness.count_runs(counter), 1)
+
     def test_crash_mid_burst_every_200_is_durable(self):
         srv = self.server()
         burst = harness.Burst(srv, clients=8, timeout=20)
