@@ -14,7 +14,8 @@
 # always begins from nothing: a cluster left behind by an earlier run (running
 # or not) in the same directory is stopped and removed first.  The server
 # listens on 127.0.0.1 only, on the first free port from $OE_PG_PORT (default
-# 55432) upwards, with fsync on.  It has a database `openexec` owned by a
+# 25432, below Linux's ephemeral ports, so that no client socket takes the
+# port while the cluster is down) upwards, with fsync on.  It has a database `openexec` owned by a
 # role `openexec` (LOGIN CREATEDB, so tests can make a database per server)
 # whose random password is in the URL:
 #
@@ -28,7 +29,7 @@
 set -eu
 
 DIR=${OE_PG_DIR:-${TMPDIR:-/tmp}/openexec-pg-cluster}
-FIRST_PORT=${OE_PG_PORT:-55432}
+FIRST_PORT=${OE_PG_PORT:-25432}
 BIN=${OE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PROG=$(basename "$0")
 
@@ -128,10 +129,16 @@ cmd_crash() {
 cmd_up() {
     [ -f "$DIR/port" ] || die "no cluster in $DIR"
     running && return 0
-    start_server "$(cat "$DIR/port")" || {
-        tail -n 20 "$DIR/server.log" >&2 || true
-        die "PostgreSQL did not start again"
-    }
+    # The port may be briefly taken (another program's socket): try for 10 s.
+    tries=0
+    until start_server "$(cat "$DIR/port")"; do
+        tries=$((tries + 1))
+        if [ "$tries" -ge 10 ]; then
+            tail -n 20 "$DIR/server.log" >&2 || true
+            die "PostgreSQL did not start again"
+        fi
+        sleep 1
+    done
 }
 
 case "${1:-}" in
