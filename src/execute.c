@@ -271,6 +271,9 @@ static void on_recorded(store_item *item)
     execute_job *job = item->cookie;
 
     if (item->kind == STORE_ITEM_CLAIM && item->result == STORE_COMMITTED) {
+        /* The claim's signed head answers nothing: the outcome's will. */
+        free(item->note);
+        item->note = NULL;
         job->reserved = 0;
         runner_submit(job->env->runner, run_exec_action, job);
         return;
