@@ -707,6 +707,36 @@ static int method_is(const h2o_req_t *req, const char *m)
     return h2o_memis(req->method.base, req->method.len, m, strlen(m));
 }
 
+/* A request target in absolute-form ("GET http://host/health"), which
+ * RFC 9112 3.2.2 says a server must accept: this h2o takes it for a path
+ * ("/http://host/health").  Routes on the path that follows the authority;
+ * the authority itself names nothing here. */
+static void accept_absolute_form(h2o_req_t *req)
+{
+    const char *p = req->path.base, *end = p + req->path.len, *rest;
+    size_t skip;
+
+    if (req->path.len >= 7 && strncasecmp(p, "http://", 7) == 0)
+        skip = 7;
+    else if (req->path.len >= 8 && strncasecmp(p, "https://", 8) == 0)
+        skip = 8;
+    else
+        return;
+    for (rest = p + skip; rest < end && *rest != '/' && *rest != '?'; rest++)
+        ;
+    if (rest == end || *rest == '?') { /* "http://host" or "http://host?q": path "/" */
+        size_t n = (size_t)(end - rest);
+        char *buf = h2o_mem_alloc_pool(&req->pool, n + 1);
+        buf[0] = '/';
+        memcpy(buf + 1, rest, n);
+        req->path = h2o_iovec_init(buf, n + 1);
+    } else {
+        req->path = h2o_iovec_init(rest, (size_t)(end - rest));
+    }
+    req->path_normalized = h2o_url_normalize_path(&req->pool, req->path.base, req->path.len,
+                                                  &req->query_at, &req->norm_indexes);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     oe_server *srv = ((oe_handler *)self)->srv;
@@ -718,6 +748,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t i;
 
     take_request_id(req, rid);
+    accept_absolute_form(req);
 
     /* Request smuggling shape (SPEC 7): refuse and close, whatever the path. */
     if (h2o_find_header_by_str(&req->headers, H2O_STRLIT(FRAMING_MARKER), -1) != -1 ||

@@ -172,6 +172,23 @@ class HttpTests(unittest.TestCase):
         self.assertTrue(out.startswith(b"HTTP/1.1 413"), out[:200])
         self.assertIn(b'"error":"body_too_large"', out)
 
+    def test_absolute_form_request_target_is_routed_by_its_path(self):
+        # RFC 9112 3.2.2: a server must accept "GET http://host/path".
+        for target, want in ((b"http://x/health", b'"status":"healthy"'),
+                             (b"HTTP://x", b'"service":"OpenExec"'),
+                             (b"https://x?from=0", b'"service":"OpenExec"'),
+                             (b"http://x/receipts?limit=0", b'"error":"bad_range"'),
+                             (b"http://x/nope", b'"error":"not_found"')):
+            out = self.srv.raw(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n"
+                               b"Connection: close\r\n\r\n")
+            self.assertIn(want, out, target)
+        body = b'{"action":"echo","payload":{"abs":1},"nonce":"absolute-form-1"}'
+        out = self.srv.raw(b"POST http://x/execute HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                           % (len(body), body))
+        self.assertTrue(out.startswith(b"HTTP/1.1 200"), out[:300])
+        self.assertIn(b'"result":{"echo":{"abs":1}}', out)
+
     def test_content_length_and_transfer_encoding_is_400_and_close(self):
         req = (b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
