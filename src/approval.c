@@ -67,12 +67,11 @@
 
 #include <sodium.h>
 
+#include "util.h"
+
 #define SIG_BYTES 64
 #define SIG_B64_LEN 88 /* 4 * ceil(64 / 3) */
 #define US_PER_SEC 1000000LL
-/* 0001-01-01T00:00:00 and 9999-12-31T23:59:59.999999, as Unix microseconds */
-#define TIME_MIN_US (-62135596800LL * US_PER_SEC)
-#define TIME_MAX_US (253402300799LL * US_PER_SEC + 999999)
 
 /* Field order is the signed message's order, with the signature last. */
 static const char *const FIELDS[] = {"approval_id", "tenant_id",  "action_hash",
@@ -100,21 +99,6 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
     doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
-{
-    int64_t era, doe, yoe, doy, mp;
-
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = z - era * 146097;
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yoe + era * 400 + (*m <= 2);
 }
 
 static int is_leap(int64_t y)
@@ -206,37 +190,14 @@ int approval_parse_time(const char *s, size_t len, int64_t *out_us)
 
 void approval_format_time(int64_t us, char out[32])
 {
-    int64_t secs, micros, days, rem, y, m, d;
-    char tmp[96];
+    char utc[OE_UTC_TEXT_LEN + 1];
 
-    /* Python's datetime cannot go outside years 1..9999; neither do we, so
-     * the text always fits (26 characters at most). */
-    if (us < TIME_MIN_US)
-        us = TIME_MIN_US;
-    if (us > TIME_MAX_US)
-        us = TIME_MAX_US;
-    secs = us / US_PER_SEC;
-    micros = us % US_PER_SEC;
-    if (micros < 0) { /* floor division, for times before 1970 */
-        micros += US_PER_SEC;
-        secs -= 1;
-    }
-    days = secs / 86400;
-    rem = secs % 86400;
-    if (rem < 0) {
-        rem += 86400;
-        days -= 1;
-    }
-    civil_from_days(days, &y, &m, &d);
-    if (micros == 0)
-        snprintf(tmp, sizeof(tmp), "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld", (long long)y,
-                 (long long)m, (long long)d, (long long)(rem / 3600), (long long)(rem / 60 % 60),
-                 (long long)(rem % 60));
-    else
-        snprintf(tmp, sizeof(tmp), "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lld", (long long)y,
-                 (long long)m, (long long)d, (long long)(rem / 3600), (long long)(rem / 60 % 60),
-                 (long long)(rem % 60), (long long)micros);
-    oe_strlcpy(out, tmp, 32);
+    /* Python's isoformat() of a naive time: ours without the "Z", and
+     * without the fraction when it is zero.  Both clamp to years 1..9999,
+     * as Python's datetime does, so the text always fits. */
+    oe_format_utc(us, utc);
+    utc[strcmp(utc + 20, "000000Z") == 0 ? 19 : 26] = '\0';
+    oe_strlcpy(out, utc, 32);
 }
 
 /* ------------------------------------------------------------------------

@@ -9,24 +9,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "canon.h"
+#include "util.h"
 
 #define LOG_LINE_MAX 8192
-
-static void stamp_now(char *ts, size_t cap)
-{
-    struct timespec now;
-    struct tm tm;
-
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    snprintf(ts, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000);
-}
 
 static void write_line(oe_buf *line)
 {
@@ -35,24 +24,40 @@ static void write_line(oe_buf *line)
     }
 }
 
+/* One line per request, on every request's path: plain appends, no printf
+ * (its formatting was a tenth of an event loop's time under load). */
 void oe_log_request(const char *method, size_t method_len, const char *path, size_t path_len,
                     int status, const char *request_id, uint64_t duration_us, const char *outcome)
 {
-    char ts[96];
+    char ts[OE_UTC_TEXT_LEN + 1], frac[4];
     oe_buf line;
 
-    stamp_now(ts, sizeof(ts));
+    oe_format_utc(oe_now_us(), ts);
     oe_buf_init(&line, LOG_LINE_MAX);
-    oe_buf_printf(&line, "{\"time\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"method\":", ts);
+    oe_buf_puts(&line, "{\"time\":\"");
+    oe_buf_puts(&line, ts);
+    oe_buf_puts(&line, "\",\"level\":\"info\",\"msg\":\"request\",\"method\":");
     canon_append_string(&line, method, method_len);
     oe_buf_puts(&line, ",\"path\":");
     /* The path without its query string; bounded like everything else. */
     canon_append_string(&line, path, path_len > 512 ? 512 : path_len);
-    oe_buf_printf(&line, ",\"status\":%d,\"request_id\":", status);
+    oe_buf_puts(&line, ",\"status\":");
+    oe_buf_put_u64(&line, (uint64_t)(status < 0 ? 0 : status));
+    oe_buf_puts(&line, ",\"request_id\":");
     canon_append_string(&line, request_id, strlen(request_id));
-    oe_buf_printf(&line, ",\"duration_ms\":%.3f", (double)duration_us / 1000.0);
-    if (outcome != NULL)
-        oe_buf_printf(&line, ",\"outcome\":\"%s\"", outcome);
+    /* Milliseconds with three decimals, as %.3f of duration_us / 1000. */
+    oe_buf_puts(&line, ",\"duration_ms\":");
+    oe_buf_put_u64(&line, duration_us / 1000);
+    frac[0] = '.';
+    frac[1] = (char)('0' + duration_us / 100 % 10);
+    frac[2] = (char)('0' + duration_us / 10 % 10);
+    frac[3] = (char)('0' + duration_us % 10);
+    oe_buf_append(&line, frac, sizeof(frac));
+    if (outcome != NULL) {
+        oe_buf_puts(&line, ",\"outcome\":\"");
+        oe_buf_puts(&line, outcome);
+        oe_buf_putc(&line, '"');
+    }
     oe_buf_puts(&line, "}\n");
     write_line(&line);
     oe_buf_free(&line);
@@ -61,14 +66,14 @@ void oe_log_request(const char *method, size_t method_len, const char *path, siz
 void oe_log(const char *level, const char *fmt, ...)
 {
     char msg[4096];
-    char ts[96];
+    char ts[OE_UTC_TEXT_LEN + 1];
     oe_buf line;
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    stamp_now(ts, sizeof(ts));
+    oe_format_utc(oe_now_us(), ts);
 
     oe_buf_init(&line, LOG_LINE_MAX);
     oe_buf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level);

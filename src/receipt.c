@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
@@ -30,14 +29,7 @@
 
 void receipt_stamp(receipt_fields *rf)
 {
-    int64_t us = oe_now_us();
-    time_t secs = (time_t)(us / 1000000);
-    struct tm tm;
-
-    gmtime_r(&secs, &tm);
-    /* strftime cannot overflow here (fixed-width fields, year < 10000). */
-    strftime(rf->time, sizeof(rf->time), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(rf->time + 19, sizeof(rf->time) - 19, ".%06uZ", (unsigned)(us % 1000000));
+    oe_format_utc(oe_now_us(), rf->time);
 }
 
 /* The writer renders every receipt twice inside its transaction: plain

@@ -18,6 +18,12 @@ void oe_uuid4(char out[37]);
 void oe_exec_id(char out[37]);
 /* Wall-clock time in microseconds since the Unix epoch (UTC). */
 int64_t oe_now_us(void);
+
+/* us (microseconds since 1970, UTC) as "YYYY-MM-DDTHH:MM:SS.ffffffZ", the
+ * time of receipts and log lines.  Plain digit arithmetic, no libc
+ * formatting: it is on every request's path.  Clamped to years 1..9999. */
+#define OE_UTC_TEXT_LEN 27
+void oe_format_utc(int64_t us, char out[OE_UTC_TEXT_LEN + 1]);
 /* Monotonic milliseconds, for timeouts, and microseconds, for latencies. */
 uint64_t oe_monotonic_ms(void);
 uint64_t oe_monotonic_us(void);
