@@ -172,8 +172,6 @@ static const struct {
  * names it. */
 static const char *receipt_shape_problem(const json_t *entry, char *buf, size_t cap)
 {
-    static const char *const outcomes[] = {"executed", "replayed", "denied",
-                                           "rejected", "failed",   "resolved"};
     const json_t *v;
     size_t i;
 
@@ -195,8 +193,8 @@ static const char *receipt_shape_problem(const json_t *entry, char *buf, size_t 
     if (json_integer_value(json_object_get(entry, "v")) != 1)
         return "version \"v\" is not 1";
     v = json_object_get(entry, "outcome");
-    for (i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++)
-        if (strcmp(json_string_value(v), outcomes[i]) == 0)
+    for (i = 0; i < RECEIPT_OUTCOMES; i++)
+        if (strcmp(json_string_value(v), receipt_outcomes[i]) == 0)
             return NULL;
     return "unknown \"outcome\"";
 }

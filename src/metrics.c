@@ -10,10 +10,11 @@
 
 #include <string.h>
 
+#include "receipt.h"
+
 static const int STATUSES[METRICS_STATUSES] = {200, 400, 403, 404, 405, 409,
                                                413, 422, 431, 502, 503, 0 /* other */};
-static const char *const OUTCOMES[METRICS_OUTCOMES] = {"executed", "replayed", "denied",
-                                                       "rejected", "failed",   "resolved"};
+_Static_assert(METRICS_OUTCOMES == RECEIPT_OUTCOMES, "one counter per receipt outcome");
 static const char *const REASONS[METRICS_REASONS] = {
     "action_not_allowed",     "approval_required",
     "key_not_configured",     "invalid_artifact",
@@ -83,8 +84,8 @@ void metrics_execution(oe_metrics *m, const char *outcome, const char *reason)
 
     while (reasons < METRICS_REASONS && REASONS[reasons] != NULL)
         reasons++;
-    atomic_fetch_add_explicit(&m->executions[index_of(OUTCOMES, METRICS_OUTCOMES, outcome)], 1,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->executions[index_of(receipt_outcomes, METRICS_OUTCOMES, outcome)],
+                              1, memory_order_relaxed);
     if (strcmp(outcome, "denied") == 0 && reason != NULL)
         atomic_fetch_add_explicit(&m->denials[index_of(REASONS, reasons, reason)], 1,
                                   memory_order_relaxed);
@@ -135,7 +136,7 @@ void metrics_render(oe_metrics *m, int writable, oe_buf *b)
     oe_buf_puts(b, "# HELP openexec_executions_total /execute attempts by outcome.\n"
                    "# TYPE openexec_executions_total counter\n");
     for (s = 0; s < METRICS_OUTCOMES; s++)
-        oe_buf_printf(b, "openexec_executions_total{outcome=\"%s\"} %llu\n", OUTCOMES[s],
+        oe_buf_printf(b, "openexec_executions_total{outcome=\"%s\"} %llu\n", receipt_outcomes[s],
                       atomic_load_explicit(&m->executions[s], memory_order_relaxed));
     oe_buf_puts(b, "# HELP openexec_denials_total Denied attempts by reason.\n"
                    "# TYPE openexec_denials_total counter\n");

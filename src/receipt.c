@@ -27,6 +27,9 @@
 
 #define SIGNED_RECEIPT_MAX (64 * 1024)
 
+const char *const receipt_outcomes[RECEIPT_OUTCOMES] = {"executed", "replayed", "denied",
+                                                        "rejected", "failed",   "resolved"};
+
 void receipt_stamp(receipt_fields *rf)
 {
     oe_format_utc(oe_now_us(), rf->time);

@@ -34,6 +34,10 @@ typedef struct receipt_fields {
     const char *error;      /* stable code (static) or NULL */
 } receipt_fields;
 
+/* The outcomes a receipt may record (SPEC 5.2). */
+#define RECEIPT_OUTCOMES 6
+extern const char *const receipt_outcomes[RECEIPT_OUTCOMES];
+
 /* Sets time to now. */
 void receipt_stamp(receipt_fields *rf);
 
