@@ -248,9 +248,10 @@ static void record_outcome(void *arg);
 /* Writer thread: the database refused the commit of a finished action's
  * outcome.  The program has run, so its outcome must be recorded if at all
  * possible: again, on a worker, once the store takes writes (the client
- * waits; a retry of its nonce meanwhile is 409 request_in_progress, as it
- * still is).  Not after SIGTERM, and not over and over while the store
- * takes other writes.  Then the answer is 503 and the claim stays running
+ * waits; a retry of its nonce meanwhile gets 503 while the store is down,
+ * then 409 request_in_progress until the outcome is in, as it still is).
+ * Not after SIGTERM, and not over and over while the store takes other
+ * writes.  Then the answer is 503 and the claim stays running
  * until the next start makes it outcome_unknown. */
 static int record_outcome_again(execute_job *job)
 {
@@ -296,7 +297,7 @@ static void record_outcome(void *arg)
     execute_env *env = job->env;
     struct timespec pause = {0, 100 * 1000000L};
 
-    if (job->finish_attempts > 0 || !store_writable(env->st))
+    if (job->finish_attempts > 0)
         nanosleep(&pause, NULL); /* a refusal is not retried in a tight loop */
     while (!store_writable(env->st) && !atomic_load(&env->stopping))
         nanosleep(&pause, NULL);

@@ -1311,7 +1311,7 @@ int server_run(const oe_config *cfg)
     oe_server srv = {0};
     char why[512] = "";
     sigset_t set;
-    int i, started = 0, rc = 1;
+    int i, started = 0, loaded, rc = 1;
 
     srv.cfg = cfg;
     srv.listen_fd = -1;
@@ -1327,11 +1327,10 @@ int server_run(const oe_config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((rc = instance_load(cfg, &srv.receipt_key, srv.origin, why, sizeof(why))) != 0) {
+    if ((loaded = instance_load(cfg, &srv.receipt_key, srv.origin, why, sizeof(why))) != 0) {
         oe_log("error", "%s", why);
-        return rc == -2 ? 2 : 1; /* a bad key file is configuration */
+        return loaded == -2 ? 2 : 1; /* a bad key file is configuration */
     }
-    rc = 1;
     {
         store_log_identity id = {srv.origin, &srv.receipt_key};
         if (store_open(cfg, &id, &srv.st, why, sizeof(why)) != 0) {
