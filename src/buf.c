@@ -79,6 +79,40 @@ int oe_buf_put_u64(oe_buf *b, uint64_t v)
     return oe_buf_append(b, digits + n, sizeof(digits) - n);
 }
 
+int oe_buf_put_base64(oe_buf *b, const void *data, size_t len)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *in = data;
+    size_t groups = (len + 2) / 3, i;
+    char *out;
+
+    if (len > 0 && groups > (SIZE_MAX - 1) / 4) {
+        b->failed = 1;
+        return -1;
+    }
+    if (buf_reserve(b, groups * 4) != 0)
+        return -1;
+    out = b->data + b->len;
+    for (i = 0; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *out++ = alphabet[v >> 18];
+        *out++ = alphabet[(v >> 12) & 63];
+        *out++ = alphabet[(v >> 6) & 63];
+        *out++ = alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+        *out++ = alphabet[v >> 18];
+        *out++ = alphabet[(v >> 12) & 63];
+        *out++ = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
+        *out++ = '=';
+    }
+    b->len += groups * 4;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 int oe_buf_printf(oe_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -27,6 +27,12 @@ int oe_buf_puts(oe_buf *b, const char *s);
 int oe_buf_putc(oe_buf *b, char c);
 /* Decimal, without printf's cost (receipts are rendered on the writer). */
 int oe_buf_put_u64(oe_buf *b, uint64_t v);
+/* Standard base64 with padding (RFC 4648 section 4) of *public* bytes:
+ * a table lookup per character, so not constant-time -- never use it for
+ * secrets (keys go through libsodium's sodium_bin2base64).  Receipts'
+ * inclusion proofs are rendered with it on the writer thread, where
+ * libsodium's constant-time encoder was a tenth of the CPU. */
+int oe_buf_put_base64(oe_buf *b, const void *data, size_t len);
 int oe_buf_printf(oe_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void oe_buf_reset(oe_buf *b);
 /* Hands the malloc'd data to the caller (who frees it) and empties b. */

@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "canon.h"
 #include "receipt.h"
 #include "tlog.h"
@@ -89,19 +87,6 @@ void log_api_checkpoint(const log_api_ctx *c, const char *log, oe_answer *ans)
     store_log_info_free(&info);
     answer_take(ans, 200, &b);
     ans->content_type = "text/plain; charset=utf-8";
-}
-
-static void append_hashes(oe_buf *b, const uint8_t proof[][32], size_t count)
-{
-    char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
-    size_t i;
-
-    oe_buf_putc(b, '[');
-    for (i = 0; i < count; i++) {
-        sodium_bin2base64(b64, sizeof(b64), proof[i], 32, sodium_base64_VARIANT_ORIGINAL);
-        oe_buf_printf(b, "%s\"%s\"", i ? "," : "", b64);
-    }
-    oe_buf_putc(b, ']');
 }
 
 void log_api_receipt(const log_api_ctx *c, const char *exec_id, oe_answer *ans)
@@ -223,7 +208,7 @@ void log_api_consistency(const log_api_ctx *c, const char *log, const char *old_
     }
     oe_buf_init(&b, ANSWER_MAX);
     oe_buf_puts(&b, "{\"hashes\":");
-    append_hashes(&b, (const uint8_t(*)[32])proof, count);
+    receipt_append_hashes(&b, (const uint8_t(*)[32])proof, count);
     oe_buf_putc(&b, '}');
     answer_take(ans, 200, &b);
 }

@@ -135,28 +135,31 @@ int receipt_leaf_hash(const json_t *receipt, uint8_t leaf[32])
     return rc;
 }
 
+void receipt_append_hashes(oe_buf *out, const uint8_t hashes[][32], size_t count)
+{
+    size_t i;
+
+    oe_buf_putc(out, '[');
+    for (i = 0; i < count; i++) {
+        oe_buf_puts(out, i > 0 ? ",\"" : "\"");
+        oe_buf_put_base64(out, hashes[i], 32);
+        oe_buf_putc(out, '"');
+    }
+    oe_buf_putc(out, ']');
+}
+
 int receipt_append_signed_head(oe_buf *out, const char *receipt, size_t receipt_len, uint64_t index,
                                uint64_t size, const uint8_t proof[][32], size_t count)
 {
-    char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
-    size_t i;
-
     oe_buf_puts(out, "{\"receipt\":");
     oe_buf_append(out, receipt, receipt_len);
     oe_buf_puts(out, ",\"inclusion\":{\"size\":");
     oe_buf_put_u64(out, size);
     oe_buf_puts(out, ",\"index\":");
     oe_buf_put_u64(out, index);
-    oe_buf_puts(out, ",\"hashes\":[");
-    for (i = 0; i < count; i++) {
-        sodium_bin2base64(b64, sizeof(b64), proof[i], 32, sodium_base64_VARIANT_ORIGINAL);
-        if (i > 0)
-            oe_buf_putc(out, ',');
-        oe_buf_putc(out, '"');
-        oe_buf_puts(out, b64);
-        oe_buf_putc(out, '"');
-    }
-    oe_buf_puts(out, "]},\"checkpoint\":");
+    oe_buf_puts(out, ",\"hashes\":");
+    receipt_append_hashes(out, proof, count);
+    oe_buf_puts(out, "},\"checkpoint\":");
     return out->failed ? -1 : 0;
 }
 

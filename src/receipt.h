@@ -46,6 +46,10 @@ void receipt_stamp(receipt_fields *rf);
 int receipt_render(const receipt_fields *rf, const char *origin, uint64_t seq, oe_buf *out,
                    uint8_t leaf[32]);
 
+/* Appends a JSON array of hashes, each in standard base64 (inclusion and
+ * consistency proofs). */
+void receipt_append_hashes(oe_buf *out, const uint8_t hashes[][32], size_t count);
+
 /* Appends {"receipt":R,"inclusion":{"size":N,"index":I,"hashes":[...]},"checkpoint":
  * -- everything of a signed receipt but the checkpoint string and the
  * closing brace, which receipt_finish_answer adds once the note exists. */
