@@ -9,13 +9,22 @@
 
 #include <sodium.h>
 
+/* Plain nibble arithmetic, no snprintf: a request id and an exec id are
+ * formatted on every request's path. */
 static void format_uuid4(unsigned char b[16], char out[37])
 {
+    static const char hex[] = "0123456789abcdef";
+    size_t i, o = 0;
+
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
 }
 
 void oe_uuid4(char out[37])

@@ -1,13 +1,19 @@
 /*
  * test_util.c - oe_format_utc, the time of every receipt and log line,
  * against libc's gmtime_r: day boundaries, leap days, century years, the
- * clamps at years 1 and 9999, and a million pseudo-random instants.
+ * clamps at years 1 and 9999, and a million pseudo-random instants; and
+ * oe_buf_put_base64, the encoding of every inclusion proof, against
+ * RFC 4648's vectors and libsodium's encoder; the text form of the ids.
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
+#include "buf.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -72,8 +78,112 @@ static void test_matches_gmtime(void)
     }
 }
 
+static void test_base64_rfc4648_vectors(void)
+{
+    static const char *const vectors[][2] = {
+        {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        oe_buf b;
+
+        oe_buf_init(&b, 64);
+        CHECK(oe_buf_put_base64(&b, vectors[i][0], strlen(vectors[i][0])) == 0);
+        CHECK_STR(b.data ? b.data : "", vectors[i][1]);
+        oe_buf_free(&b);
+    }
+}
+
+/* Every length up to 200, every byte value in every position of a group. */
+static void test_base64_matches_libsodium(void)
+{
+    unsigned char in[200];
+    char want[sodium_base64_ENCODED_LEN(200, sodium_base64_VARIANT_ORIGINAL)];
+    size_t len, i;
+
+    for (i = 0; i < sizeof(in); i++)
+        in[i] = (unsigned char)(i * 97 + 13);
+    for (len = 0; len <= sizeof(in); len++) {
+        oe_buf b;
+
+        oe_buf_init(&b, 1024);
+        oe_buf_puts(&b, "x");
+        CHECK(oe_buf_put_base64(&b, in, len) == 0);
+        sodium_bin2base64(want, sizeof(want), in, len, sodium_base64_VARIANT_ORIGINAL);
+        if (!CHECK_STR(b.data + 1, want))
+            fprintf(stderr, "  length %zu\n", len);
+        oe_buf_free(&b);
+    }
+}
+
+static void test_base64_respects_the_buffer_bound(void)
+{
+    unsigned char in[32] = {0};
+    oe_buf b;
+
+    oe_buf_init(&b, 43); /* 32 bytes need 44 characters */
+    oe_buf_puts(&b, "kept");
+    CHECK(oe_buf_put_base64(&b, in, sizeof(in)) == -1);
+    CHECK(b.failed);
+    CHECK_STR(b.data, "kept");
+    oe_buf_free(&b);
+}
+
+/* 8-4-4-4-12 lowercase hex digits, version 4, RFC 4122 variant. */
+static int is_uuid4_text(const char *s)
+{
+    size_t i;
+
+    if (strlen(s) != 36)
+        return 0;
+    for (i = 0; i < 36; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    }
+    return s[14] == '4' && strchr("89ab", s[19]) != NULL;
+}
+
+static void test_ids_are_uuid4_text(void)
+{
+    char a[37], b[37];
+    int i;
+
+    for (i = 0; i < 1000; i++) {
+        oe_uuid4(a);
+        oe_uuid4(b);
+        if (!CHECK(is_uuid4_text(a)) || !CHECK(strcmp(a, b) != 0))
+            fprintf(stderr, "  %s %s\n", a, b);
+    }
+}
+
+/* The first 48 bits of an exec id are the time in milliseconds. */
+static void test_exec_id_starts_with_the_time(void)
+{
+    char id[37], digits[13];
+    uint64_t before = (uint64_t)(oe_now_us() / 1000), after, ms;
+
+    oe_exec_id(id);
+    after = (uint64_t)(oe_now_us() / 1000);
+    CHECK(is_uuid4_text(id));
+    memcpy(digits, id, 8);
+    memcpy(digits + 8, id + 9, 4);
+    digits[12] = '\0';
+    ms = strtoull(digits, NULL, 16);
+    CHECK(ms >= before && ms <= after);
+}
+
 int main(void)
 {
+    if (sodium_init() < 0)
+        return 1;
+    RUN(test_base64_rfc4648_vectors);
+    RUN(test_base64_matches_libsodium);
+    RUN(test_base64_respects_the_buffer_bound);
+    RUN(test_ids_are_uuid4_text);
+    RUN(test_exec_id_starts_with_the_time);
     RUN(test_known_instants);
     RUN(test_clamped_to_years_1_through_9999);
     RUN(test_matches_gmtime);
