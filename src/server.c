@@ -40,6 +40,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -105,6 +106,7 @@ typedef struct oe_worker {
     h2o_timeout_t send_timeout;        /* SEND_TIMEOUT_MS for a client to take its answer */
     h2o_timeout_entry_t accept_resume; /* linked while accepting is paused */
     conn_guard *dead_guards;           /* closed connections' guards, freed after each iteration */
+    oe_buf access_log;                 /* this iteration's access log lines (oe_log_request) */
     int draining;
     int running; /* its loop is up (set on its own thread before it reports) */
 } oe_worker;
@@ -233,8 +235,9 @@ static void account(h2o_req_t *req, const oe_answer *ans, const char *request_id
     if (ans->outcome != NULL)
         metrics_execution(&srv->metrics, ans->outcome, ans->error_code);
     if (srv->cfg->access_log)
-        oe_log_request(req->method.base, req->method.len, req->path_normalized.base,
-                       req->path_normalized.len, ans->status, request_id, us, ans->outcome);
+        oe_log_request(&worker_of(req)->access_log, req->method.base, req->method.len,
+                       req->path_normalized.base, req->path_normalized.len, ans->status,
+                       request_id, us, ans->outcome);
 }
 
 /* Renders an answer.  allow: the Allow header of a 405, else NULL. */
@@ -1167,6 +1170,7 @@ static void *worker_main(void *arg)
     report_start(w->srv, 1);
     for (;;) {
         h2o_evloop_run(w->ctx.loop, w->draining ? 50 : INT32_MAX);
+        oe_log_flush(&w->access_log); /* before the loop may sleep */
         free_dead_guards(w);
         if (!w->draining || w->pending > 0)
             continue;
@@ -1187,6 +1191,7 @@ static int worker_init(oe_server *srv, oe_worker *w, h2o_hostconf_t **hosts, cha
     int fd;
 
     w->srv = srv;
+    oe_buf_init(&w->access_log, PIPE_BUF); /* oe_log_request flushes before that */
     h2o_context_init(&w->ctx, h2o_evloop_create(), &srv->globalconf);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = hosts;
@@ -1211,6 +1216,8 @@ static int worker_init(oe_server *srv, oe_worker *w, h2o_hostconf_t **hosts, cha
 
 static void worker_dispose(oe_worker *w)
 {
+    oe_log_flush(&w->access_log);
+    oe_buf_free(&w->access_log);
     close_listener(w);
     if (w->reader) {
         store_reader_close(w->reader);
