@@ -65,6 +65,7 @@ struct execute_job {
     const action_def *def;
     int reserved;        /* holds a runner slot not yet handed to the runner */
     int finish_attempts; /* commits of the outcome tried while the store took writes */
+    int check_approval_unused; /* a built-in refused its arguments (store.h) */
     store_item item;
     void (*done)(void *cookie);
     void *cookie;
@@ -448,8 +449,11 @@ int execute_begin(execute_env *env, store_reader *rd, const char *body, size_t l
         job->item.action_hash = job->req.action_hash;
         goto record;
     }
-    if (actions_run(def, job->req.payload, &result, &err) != 0)
+    if (actions_run(def, job->req.payload, &result, &err) != 0) {
+        /* Unless the approval was used up: the writer decides (store.h). */
+        job->check_approval_unused = cfg->mode == OE_MODE_CLAWSHIELD;
         goto refuse;
+    }
     rc = settle_executed(job, result);
     json_decref(result);
     if (rc != 0) {
@@ -471,7 +475,8 @@ record:
     if (job->approval.signature_ok) {
         job->item.receipt.approval_id = job->approval.approval_id;
         job->item.approval_id = job->approval.approval_id;
-        if (job->item.kind == STORE_ITEM_EXECUTION || job->item.kind == STORE_ITEM_CLAIM) {
+        if (job->item.kind == STORE_ITEM_EXECUTION || job->item.kind == STORE_ITEM_CLAIM ||
+            job->check_approval_unused) {
             job->item.approval_msg_sha256 = job->approval.message_sha256;
             job->item.approval_expires_us = job->approval.expires_us;
         }

@@ -508,6 +508,15 @@ static int apply_item(store *st, store_item *item, batch_nodes *bn, oe_buf *rend
 
     item->seq = seq;
     item->tree_size = bn->end_max; /* what this item's answer is proven against */
+    if (item->kind == STORE_ITEM_ATTEMPT && item->approval_msg_sha256 != NULL) {
+        int used = st->ops->approval_used(st->writer_db, item);
+        if (used < 0)
+            return -1;
+        if (used) {
+            item->result = STORE_APPROVAL_USED;
+            item->on_conflict(item);
+        }
+    }
     if (item->kind == STORE_ITEM_EXECUTION) {
         if (st->ops->claim(st->writer_db, item, item->receipt.exec_id, item->receipt.action,
                            st->origin, st->log_id) != 0)

@@ -175,6 +175,11 @@ struct store_item {
     const char *approval_id;                  /* NULL when none */
     const unsigned char *approval_msg_sha256; /* 32 bytes, NULL when none */
     int64_t approval_expires_us;              /* its expires_at */
+    /* ATTEMPT with approval_msg_sha256 set: a built-in refused its
+     * arguments after the approval passed every check but single use,
+     * which SPEC 3 puts before execution.  The writer looks (without using
+     * it up) whether the approval was used, and if so turns the attempt
+     * into that denial (on_conflict with STORE_APPROVAL_USED). */
     /* FINISH: the state its claim must still be in: EXEC_STATE_RUNNING,
      * or EXEC_STATE_UNKNOWN for an operator's resolution.  An answer never
      * overwrites an outcome decided meanwhile (a claim of a vanished

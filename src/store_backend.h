@@ -72,6 +72,10 @@ typedef struct store_backend_ops {
      * log_id.  Returns -1 only for database failures. */
     int (*claim)(void *db, store_item *item, const char *exec_id, const char *action,
                  const char *claimed_by, int64_t log_id);
+    /* Whether item's approval (its message hash or its approval_id) was
+     * used, by an earlier commit or earlier in this transaction; writes
+     * nothing.  1 used, 0 not, -1 on a database failure. */
+    int (*approval_used)(void *db, const store_item *item);
     /* At start, after taking the lease: this log's executions still marked
      * running were cut off by a crash; mark them unknown (SPEC 3.2). */
     int (*mark_unknown)(void *db, const char *claimed_by, int64_t *count);

@@ -233,6 +233,12 @@ static const pg_statement ST_INSERT_APPROVAL = {
     " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
     4,
     {OID_BYTEA, OID_TEXT, OID_BYTEA, OID_INT8}};
+/* The same two keys as oe_insert_approval's, read without writing. */
+static const pg_statement ST_APPROVAL_USED = {
+    "oe_approval_used",
+    "SELECT count(*) FROM approvals_used WHERE message_sha256 = $1 OR approval_id = $2",
+    2,
+    {OID_BYTEA, OID_TEXT}};
 static const pg_statement ST_COMPLETE = {
     "oe_complete",
     "UPDATE executions SET state = 1, response = $2, tree_size = $3, tree_root = $4,"
@@ -351,6 +357,7 @@ static const pg_statement *const WRITER_STATEMENTS[] = {&ST_FIND_EXECUTION,
                                                         &ST_GET_NODE,
                                                         &ST_INSERT_EXECUTION,
                                                         &ST_INSERT_APPROVAL,
+                                                        &ST_APPROVAL_USED,
                                                         &ST_COMPLETE,
                                                         &ST_INSERT_RECEIPT,
                                                         &ST_INSERT_NODE,
@@ -1619,6 +1626,28 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
     return 0;
 }
 
+static int writer_approval_used(void *p, const store_item *item)
+{
+    pg_link *l = &((pg_writer *)p)->link;
+    pg_params q = {0};
+    const char *count;
+    PGresult *res;
+    int used;
+
+    p_bytes(&q, item->approval_msg_sha256, 32);
+    p_text(&q, item->approval_id);
+    if ((res = w_run(l, &ST_APPROVAL_USED, &q, 1)) == NULL)
+        return writer_failed(l);
+    if (PQntuples(res) != 1 || (count = col_fixed(res, 0, 8)) == NULL) {
+        PQclear(res);
+        oe_message(l->err, sizeof(l->err), "approval_used: not one count");
+        return writer_failed(l);
+    }
+    used = get_be64(count) > 0;
+    PQclear(res);
+    return used;
+}
+
 /* PostgreSQL keeps the whole prefix: rebuilding it would cost a replay a
  * round trip per proof node. */
 static int writer_complete(void *p, const store_item *item, int64_t log_id)
@@ -2078,6 +2107,7 @@ const store_backend_ops store_pg_ops = {
     .commit = writer_commit,
     .rollback = writer_rollback,
     .claim = writer_claim,
+    .approval_used = writer_approval_used,
     .find_execution_w = writer_find_execution,
     .complete = writer_complete,
     .mark_unknown = writer_mark_unknown,

@@ -329,6 +329,7 @@ enum {
     W_ROLLBACK,
     W_INSERT_EXECUTION,
     W_INSERT_APPROVAL,
+    W_APPROVAL_USED,
     W_COMPLETE,
     W_INSERT_RECEIPT,
     W_INSERT_NODE,
@@ -388,6 +389,11 @@ static const char *const WRITER_SQL[W_COUNT] = {
         "INSERT OR IGNORE INTO approvals_used(expires_us, message_sha256, approval_id, nonce,"
         " used_us) SELECT ?5, ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM approvals_used"
         " WHERE expires_us = 0 AND message_sha256 = ?1)",
+    /* The same two keys as W_INSERT_APPROVAL's, read without writing. */
+    [W_APPROVAL_USED] =
+        "SELECT EXISTS (SELECT 1 FROM approvals_used WHERE approval_id = ?2)"
+        " OR EXISTS (SELECT 1 FROM approvals_used WHERE expires_us = ?3 AND message_sha256 = ?1)"
+        " OR EXISTS (SELECT 1 FROM approvals_used WHERE expires_us = 0 AND message_sha256 = ?1)",
     [W_COMPLETE] = "UPDATE executions SET state = 1, response = ?2, tree_size = ?3,"
                    " tree_root = ?4, status = ?5, result_sha256 = ?6, error = ?7,"
                    " receipt_log = ?8, receipt_seq = ?9 WHERE nonce = ?1 AND state = ?10",
@@ -892,6 +898,23 @@ static int writer_claim(void *p, store_item *item, const char *exec_id, const ch
     return 0;
 }
 
+static int writer_approval_used(void *p, const store_item *item)
+{
+    sqlite_conn *w = p;
+    sqlite3_stmt *st = w->st[W_APPROVAL_USED];
+    int used;
+
+    sqlite3_bind_blob(st, 1, item->approval_msg_sha256, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, item->approval_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, item->approval_expires_us);
+    if (step_row(st) != STORE_OK)
+        return -1; /* one row always comes back: anything else failed */
+    used = sqlite3_column_int(st, 0) != 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return used;
+}
+
 static int writer_find_execution(void *p, const char *nonce, size_t nonce_len, store_execution *out)
 {
     sqlite3_stmt *st = ((sqlite_conn *)p)->st[W_FIND_EXECUTION];
@@ -1317,6 +1340,7 @@ const store_backend_ops store_sqlite_ops = {
     .commit = writer_commit,
     .rollback = writer_rollback,
     .claim = writer_claim,
+    .approval_used = writer_approval_used,
     .find_execution_w = writer_find_execution,
     .complete = writer_complete,
     .mark_unknown = writer_mark_unknown,

@@ -158,6 +158,25 @@ class ClawshieldTests(unittest.TestCase):
         self.assertEqual((r.status, r.json()["error"]), (422, "nonce_reused"))
         self.assertEqual(self.run_with(art, payload={"a": 2}, nonce="du-2").status, 200)
 
+    def test_used_approval_is_denied_before_the_action_judges_its_arguments(self):
+        # SPEC 3: the approval, single use included, comes before execution,
+        # so a used-up approval is denied even where add would refuse the
+        # payload (422), and the receipt says so.
+        good, bad = {"a": 1, "b": 2}, {"a": 1, "b": "x"}
+        art = self.mint(action="add", payload=good)
+        self.assertEqual(self.run_with(art, action="add", payload=good).status, 200)
+        again = self.mint(action="add", payload=bad, approval_id=art["approval_id"])
+        r = self.run_with(again, action="add", payload=bad)
+        self.assert_denied(r, "approval_already_used")
+        self.assertEqual(r.json()["signed_receipt"]["receipt"]["outcome"], "denied")
+        # An unused approval: the action's own answer, twice (a rejected
+        # attempt does not use the approval up).
+        fresh = self.mint(action="add", payload=bad)
+        for _ in range(2):
+            r = self.run_with(fresh, action="add", payload=bad)
+            self.assertEqual((r.status, r.json()["error"]), (422, "invalid_arguments"), r)
+            self.assertEqual(r.json()["signed_receipt"]["receipt"]["outcome"], "rejected")
+
     def test_replay_needs_the_same_valid_approval(self):
         art = self.mint(payload={"v": 1}, ttl=2)
         first = self.run_with(art, payload={"v": 1}, nonce="rp-1")
