@@ -109,7 +109,11 @@ static int load_listen(oe_config *cfg, const char *host_flag, const char *port_f
         oe_message(why, why_len, "OPENEXEC_ACTION_QUEUE must be 1-65536, got '%.32s'", queue);
         return -1;
     }
-    cfg->threads = ncpu > 0 ? (int)(ncpu < MAX_THREADS ? ncpu : MAX_THREADS) : 1;
+    /* One event loop per CPU but one, which the store's writer thread (the
+     * group commit) needs under load: on two CPUs one loop answered more
+     * executions, with a lower p99, than two that took turns with the
+     * writer (docs/performance.md). */
+    cfg->threads = ncpu > 2 ? (int)(ncpu - 1 < MAX_THREADS ? ncpu - 1 : MAX_THREADS) : 1;
     if (threads != NULL && parse_int_range(threads, 1, MAX_THREADS, &cfg->threads) != 0) {
         oe_message(why, why_len, "OPENEXEC_THREADS must be 1-%d, got '%.32s'", MAX_THREADS,
                    threads);

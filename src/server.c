@@ -1378,8 +1378,9 @@ int server_run(const oe_config *cfg)
         pthread_cond_wait(&srv.start_cond, &srv.start_lock);
     pthread_mutex_unlock(&srv.start_lock);
     if (started == srv.nworkers && srv.started_failed == 0) {
-        oe_log("info", "listening on %s:%d (mode %s, %d event loops, log %s)", cfg->host,
-               bound_port(srv.listen_fd), config_mode_name(cfg->mode), srv.nworkers, srv.origin);
+        oe_log("info", "listening on %s:%d (mode %s, %d event loop%s, log %s)", cfg->host,
+               bound_port(srv.listen_fd), config_mode_name(cfg->mode), srv.nworkers,
+               srv.nworkers == 1 ? "" : "s", srv.origin);
         wait_for_signal();
         execute_env_stop(srv.env);
         rc = 0;
