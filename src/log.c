@@ -28,8 +28,6 @@ static void write_line(oe_buf *line)
     }
 }
 
-/* One line per request, on every request's path: plain appends, no printf
- * (its formatting was a tenth of an event loop's time under load). */
 void oe_log_flush(oe_buf *pending)
 {
     if (pending->len > 0)
@@ -51,6 +49,8 @@ static void queue_line(oe_buf *pending, oe_buf *line)
     }
 }
 
+/* One line per request, on every request's path: plain appends, no printf
+ * (its formatting was a tenth of an event loop's time under load). */
 void oe_log_request(oe_buf *pending, const char *method, size_t method_len, const char *path,
                     size_t path_len, int status, const char *request_id, uint64_t duration_us,
                     const char *outcome)

@@ -60,6 +60,26 @@ class MetricsTests(unittest.TestCase):
             self.assertNotIn("hunter2", srv.log())
             self.assertNotIn("log-1", srv.log())
 
+    def test_access_log_lines_stay_whole_under_concurrency(self):
+        # Each event loop writes its lines in batches of whole lines; with
+        # two loops answering 40 clients at once, every line must still be
+        # one whole JSON object, one per request, none lost or merged.
+        with harness.Server(threads=2) as srv:
+            calls = [(lambda i=i: srv.execute(
+                "echo", {"n": i}, nonce="cl-%d" % i,
+                headers={"X-Request-Id": "cl-req-%03d-%s" % (i, "x" * 100)}))
+                for i in range(40)]
+            for _ in range(5):
+                rs = harness.fire_together(calls)
+                self.assertTrue(all(r.status == 200 for r in rs), rs)
+            srv.stop()
+            reqs = [json.loads(l) for l in srv.log().splitlines() if '"msg":"request"' in l]
+            ids = sorted(r["request_id"] for r in reqs)
+            want = sorted("cl-req-%03d-%s" % (i, "x" * 100) for i in range(40)) * 5
+            self.assertEqual(ids, sorted(want))
+            self.assertEqual(sum(r["outcome"] == "executed" for r in reqs), 40)
+            self.assertEqual(sum(r["outcome"] == "replayed" for r in reqs), 160)
+
     def test_access_log_off(self):
         with harness.Server(env={"OPENEXEC_ACCESS_LOG": "off"}) as srv:
             srv.get("/health")
