@@ -13,7 +13,7 @@
 int answer_append_error_members(oe_buf *out, const oe_error *err)
 {
     oe_buf_puts(out, "\"detail\":");
-    if (canon_append_string(out, err->detail, strlen(err->detail)) != 0 && !out->failed)
+    if (canon_append_string(out, err->detail, err->detail_len) != 0 && !out->failed)
         oe_buf_puts(out, "\"(detail not valid UTF-8)\"");
     oe_buf_puts(out, ",\"error\":");
     canon_append_string(out, err->code, strlen(err->code));

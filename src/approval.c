@@ -264,32 +264,6 @@ static unsigned char *signed_message(const field f[F_COUNT], size_t *out_len)
  * The check
  * ------------------------------------------------------------------------ */
 
-/* A field as a detail text may show it: at most its first `max` bytes, cut
- * at a character boundary (a cut UTF-8 sequence would make the whole
- * detail invalid), each U+0000 as the six characters \u0000 (a NUL would
- * end the text there and make "acme\u0000x" read as "acme").  out holds
- * max * 6 + 1 bytes. */
-static const char *shown_text(const field *v, size_t max, char *out)
-{
-    size_t i, n = 0, end = v->len;
-
-    if (end > max) {
-        end = max;
-        while (end > 0 && ((unsigned char)v->s[end] & 0xC0) == 0x80)
-            end--; /* v->s[end] continues a sequence that began before it */
-    }
-    for (i = 0; i < end; i++) {
-        if (v->s[i] == '\0') {
-            memcpy(out + n, "\\u0000", 6);
-            n += 6;
-        } else {
-            out[n++] = v->s[i];
-        }
-    }
-    out[n] = '\0';
-    return out;
-}
-
 static int read_fields(const json_t *artifact, field f[F_COUNT], oe_error *err)
 {
     size_t k;
@@ -405,9 +379,12 @@ int approval_check(const json_t *artifact, const char *action_hash_hex,
     if (policy->tenant_id != NULL && policy->tenant_id[0] != '\0' &&
         (f[F_TENANT].len != strlen(policy->tenant_id) ||
          sodium_memcmp(f[F_TENANT].s, policy->tenant_id, f[F_TENANT].len) != 0)) {
-        char got[256 * 6 + 1];
-        oe_error_set(err, 403, "tenant_mismatch", "Tenant mismatch: expected %s, got %s",
-                     policy->tenant_id, shown_text(&f[F_TENANT], 256, got));
+        char before[OE_ERROR_DETAIL_MAX];
+        /* The artifact's tenant quoted as it is, U+0000 included, as SPEC
+         * 4's text quotes it (cut at a character to fit the detail). */
+        oe_message(before, sizeof(before), "Tenant mismatch: expected %s, got ", policy->tenant_id);
+        oe_error_set_quoting(err, 403, "tenant_mismatch", before, f[F_TENANT].s, f[F_TENANT].len,
+                             "");
         goto out;
     }
     /* Lengths are public (64 hex digits); the bytes are compared in

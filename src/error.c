@@ -40,6 +40,39 @@ void oe_error_set(oe_error *err, int status, const char *code, const char *fmt, 
     va_end(ap);
     if (n >= (int)sizeof(err->detail))
         trim_partial_utf8(err->detail);
+    if (n < 0)
+        err->detail[0] = '\0';
+    err->detail_len = strlen(err->detail);
+}
+
+/* The longest prefix of s[0..len) of at most max bytes that ends at a
+ * character boundary. */
+static size_t cut_at_character(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--; /* s[max] continues a sequence that began before it */
+    return max;
+}
+
+void oe_error_set_quoting(oe_error *err, int status, const char *code, const char *before,
+                          const char *text, size_t text_len, const char *after)
+{
+    size_t room = sizeof(err->detail) - 1, n, tail;
+
+    if (err == NULL)
+        return;
+    err->status = status;
+    err->code = code;
+    n = cut_at_character(before, strlen(before), room);
+    tail = cut_at_character(after, strlen(after), room - n);
+    text_len = cut_at_character(text, text_len, room - n - tail);
+    memcpy(err->detail, before, n);
+    memcpy(err->detail + n, text, text_len);
+    memcpy(err->detail + n + text_len, after, tail);
+    err->detail_len = n + text_len + tail;
+    err->detail[err->detail_len] = '\0';
 }
 
 void oe_error_clear(oe_error *err)
@@ -47,6 +80,7 @@ void oe_error_clear(oe_error *err)
     err->status = 0;
     err->code = NULL;
     err->detail[0] = '\0';
+    err->detail_len = 0;
 }
 
 size_t oe_strlcpy(char *dst, const char *src, size_t size)

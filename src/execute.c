@@ -63,8 +63,8 @@ struct execute_job {
     approval_verified approval;
     store_execution found; /* the nonce's execution, when the lookup found one */
     const action_def *def;
-    int reserved;        /* holds a runner slot not yet handed to the runner */
-    int finish_attempts; /* commits of the outcome tried while the store took writes */
+    int reserved;              /* holds a runner slot not yet handed to the runner */
+    int finish_attempts;       /* commits of the outcome tried while the store took writes */
     int check_approval_unused; /* a built-in refused its arguments (store.h) */
     store_item item;
     void (*done)(void *cookie);
@@ -411,14 +411,15 @@ int execute_begin(execute_env *env, store_reader *rd, const char *body, size_t l
 
     /* allow-list */
     if (!config_action_allowed(cfg, job->req.action, job->req.action_len)) {
-        oe_error_set(&err, 403, "action_not_allowed",
-                     "Action '%s' is not in the execution allow-list", job->req.action);
+        oe_error_set_quoting(&err, 403, "action_not_allowed", "Action '", job->req.action,
+                             job->req.action_len, "' is not in the execution allow-list");
         goto refuse;
     }
 
     /* registry */
     if ((def = actions_find(env->actions, job->req.action, job->req.action_len)) == NULL) {
-        oe_error_set(&err, 400, "unknown_action", "Unknown action: %s", job->req.action);
+        oe_error_set_quoting(&err, 400, "unknown_action", "Unknown action: ", job->req.action,
+                             job->req.action_len, "");
         goto refuse;
     }
 

@@ -4,10 +4,11 @@
  * request_parse is the only way a body becomes an oe_request, so everything
  * downstream may rely on these invariants of a parsed request:
  *   - root is an object that canon_parse accepted (strict JSON, depth <= 64);
- *   - action is a string of 1..REQUEST_ACTION_MAX bytes without NUL;
- *   - nonce is a string of 1..REQUEST_NONCE_MAX bytes (NUL allowed: JSON
- *     can carry \u0000 in a value, and the nonce is only ever hashed and
- *     compared as bytes);
+ *   - action and nonce are strings of 1..REQUEST_ACTION_MAX and
+ *     1..REQUEST_NONCE_MAX bytes.  Either may hold U+0000 (JSON can carry
+ *     \u0000 in a value): they are only ever hashed, compared, stored and
+ *     quoted as bytes with their lengths, never as C strings, so
+ *     "echo\u0000" is an unknown action, not echo;
  *   - payload is an object: missing or null is replaced in root by a new
  *     empty object, so it is owned by root like every other field;
  *   - artifact is an object or NULL (missing or null);
@@ -45,8 +46,8 @@ static const char *json_type_name(const json_t *v)
 }
 
 /* A required string field of min..max bytes.  0 or -1 with err set. */
-static int get_string(json_t *root, const char *name, size_t max, int allow_nul, const char **s,
-                      size_t *len, oe_error *err)
+static int get_string(json_t *root, const char *name, size_t max, const char **s, size_t *len,
+                      oe_error *err)
 {
     json_t *v = json_object_get(root, name);
 
@@ -64,10 +65,6 @@ static int get_string(json_t *root, const char *name, size_t max, int allow_nul,
     if (*len == 0 || *len > max) {
         oe_error_set(err, 422, "invalid_request",
                      "Field '%s' must be 1 to %zu bytes of UTF-8, got %zu bytes", name, max, *len);
-        return -1;
-    }
-    if (!allow_nul && memchr(*s, '\0', *len) != NULL) {
-        oe_error_set(err, 422, "invalid_request", "Field '%s' must not contain \\u0000", name);
         return -1;
     }
     return 0;
@@ -99,8 +96,7 @@ int request_parse(const char *body, size_t len, oe_request *out, oe_error *err)
     memset(out, 0, sizeof(*out));
     if (canon_parse(body, len, &req.root, err) != 0)
         goto fail;
-    if (get_string(req.root, "action", REQUEST_ACTION_MAX, 0, &req.action, &req.action_len, err) !=
-        0)
+    if (get_string(req.root, "action", REQUEST_ACTION_MAX, &req.action, &req.action_len, err) != 0)
         goto fail;
     if (get_object_or_null(req.root, "payload", &req.payload, err) != 0)
         goto fail;
@@ -112,7 +108,7 @@ int request_parse(const char *body, size_t len, oe_request *out, oe_error *err)
             goto fail;
         }
     }
-    if (get_string(req.root, "nonce", REQUEST_NONCE_MAX, 1, &req.nonce, &req.nonce_len, err) != 0)
+    if (get_string(req.root, "nonce", REQUEST_NONCE_MAX, &req.nonce, &req.nonce_len, err) != 0)
         goto fail;
     if (get_object_or_null(req.root, "approval_artifact", &req.artifact, err) != 0)
         goto fail;

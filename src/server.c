@@ -236,8 +236,8 @@ static void account(h2o_req_t *req, const oe_answer *ans, const char *request_id
         metrics_execution(&srv->metrics, ans->outcome, ans->error_code);
     if (srv->cfg->access_log)
         oe_log_request(&worker_of(req)->access_log, req->method.base, req->method.len,
-                       req->path_normalized.base, req->path_normalized.len, ans->status,
-                       request_id, us, ans->outcome);
+                       req->path_normalized.base, req->path_normalized.len, ans->status, request_id,
+                       us, ans->outcome);
 }
 
 /* Renders an answer.  allow: the Allow header of a 405, else NULL. */

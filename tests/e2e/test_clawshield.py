@@ -210,8 +210,10 @@ class ClawshieldTests(unittest.TestCase):
         self.assertEqual(self.run_with(self.mint(approval_id=prefix)).status, 200)
 
     def test_tenant_holding_u0000_is_shown_whole(self):
-        self.assert_denied(self.run_with(self.mint(tenant="acme\u0000evil")), "tenant_mismatch",
-                           "Tenant mismatch: expected acme, got acme\\u0000evil")
+        # Quoted as it is: the answer's JSON escapes the NUL as \u0000.
+        r = self.run_with(self.mint(tenant="acme\u0000evil"))
+        self.assert_denied(r, "tenant_mismatch", "Tenant mismatch: expected acme, got acme\u0000evil")
+        self.assertIn(b'got acme\\u0000evil"', r.body)
 
     def test_empty_approval_id_is_an_id_like_any_other(self):
         art = self.mint(approval_id="", payload={"e": 1})

@@ -151,6 +151,17 @@ class ExecuteTests(unittest.TestCase):
         self.assertEqual(c.status, 200)
         self.assertNotEqual(c.json()["id"], d.json()["id"])
 
+    def test_action_holding_u0000_is_unknown_and_quoted_whole(self):
+        # "echo\u0000" is a string of five characters, not echo: an unknown
+        # action (SPEC 3's order), quoted as it is in the Compat text, with a
+        # rejected receipt; the nonce stays free.
+        r = self.srv.post("/execute", '{"action":"echo\\u0000","nonce":"nul-act-1","payload":{}}')
+        self.assert_error(r, 400, "unknown_action", "Unknown action: echo\u0000")
+        receipt = r.json()["signed_receipt"]["receipt"]
+        self.assertEqual((receipt["action"], receipt["outcome"]), ("echo\u0000", "rejected"))
+        self.assertEqual(self.db_count("nul-act-1"), 0)
+        self.assertEqual(self.srv.execute("echo", {}, nonce="nul-act-1").status, 200)
+
     def test_body_errors(self):
         cases = [
             (b"", 400, "invalid_json"),
@@ -225,6 +236,14 @@ class AllowListTests(unittest.TestCase):
             self.assertEqual(r.json()["error"], "action_not_allowed")
             # a denial does not consume the nonce... but the allow-list still applies
             self.assertEqual(srv.execute("echo", {}, nonce="al-1").status, 200)
+
+    def test_action_holding_u0000_is_not_the_allowed_one(self):
+        with harness.Server(env={"OPENEXEC_ALLOWED_ACTIONS": "echo"}) as srv:
+            r = srv.post("/execute", '{"action":"echo\\u0000x","nonce":"al-nul","payload":{}}')
+            self.assertEqual(r.status, 403, r)
+            self.assertEqual((r.json()["detail"], r.json()["error"]),
+                             ("Action 'echo\u0000x' is not in the execution allow-list",
+                              "action_not_allowed"))
 
     def test_replay_precedes_allow_list(self):
         with tempfile_dir() as d:

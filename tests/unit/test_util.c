@@ -3,7 +3,8 @@
  * against libc's gmtime_r: day boundaries, leap days, century years, the
  * clamps at years 1 and 9999, and a million pseudo-random instants; and
  * oe_buf_put_base64, the encoding of every inclusion proof, against
- * RFC 4648's vectors and libsodium's encoder; the text form of the ids.
+ * RFC 4648's vectors and libsodium's encoder; the text form of the ids;
+ * oe_error_set_quoting, which quotes a client's string, U+0000 included.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sodium.h>
 
 #include "buf.h"
+#include "error.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -81,8 +83,13 @@ static void test_matches_gmtime(void)
 static void test_base64_rfc4648_vectors(void)
 {
     static const char *const vectors[][2] = {
-        {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
-        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
     };
     size_t i;
 
@@ -175,6 +182,39 @@ static void test_exec_id_starts_with_the_time(void)
     CHECK(ms >= before && ms <= after);
 }
 
+static void test_quoting_keeps_nul_and_length(void)
+{
+    oe_error err;
+
+    oe_error_set_quoting(&err, 400, "unknown_action", "Unknown action: ", "ec\0ho", 5, "!");
+    CHECK_INT(err.status, 400);
+    CHECK_STR(err.code, "unknown_action");
+    CHECK_INT(err.detail_len, 22);
+    CHECK_MEM(err.detail, "Unknown action: ec\0ho!", 23);
+    oe_error_set(&err, 422, "x", "plain %d", 7);
+    CHECK_INT(err.detail_len, 7);
+    oe_error_clear(&err);
+    CHECK_INT(err.detail_len, 0);
+}
+
+/* A text too long for the detail is cut at a character, never inside one,
+ * and what follows it is kept. */
+static void test_quoting_cuts_at_a_character(void)
+{
+    char text[2 * OE_ERROR_DETAIL_MAX];
+    oe_error err;
+    size_t i;
+
+    for (i = 0; i + 2 <= sizeof(text); i += 2)
+        memcpy(text + i, "\xc3\xa9", 2); /* U+00E9, two bytes */
+    oe_error_set_quoting(&err, 403, "c", "abc", text, sizeof(text), "xyz");
+    CHECK(err.detail_len <= OE_ERROR_DETAIL_MAX - 1);
+    CHECK_INT(err.detail_len, OE_ERROR_DETAIL_MAX - 2); /* 3 + 252 * 2 + 3 */
+    CHECK_MEM(err.detail, "abc", 3);
+    CHECK_MEM(err.detail + err.detail_len - 3, "xyz", 4);
+    CHECK_MEM(err.detail + err.detail_len - 5, "\xc3\xa9", 2);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -183,6 +223,8 @@ int main(void)
     RUN(test_base64_matches_libsodium);
     RUN(test_base64_respects_the_buffer_bound);
     RUN(test_ids_are_uuid4_text);
+    RUN(test_quoting_keeps_nul_and_length);
+    RUN(test_quoting_cuts_at_a_character);
     RUN(test_exec_id_starts_with_the_time);
     RUN(test_known_instants);
     RUN(test_clamped_to_years_1_through_9999);
