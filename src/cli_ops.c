@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -27,6 +28,7 @@
 #include "execute.h"
 #include "instance.h"
 #include "store.h"
+#include "util.h"
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -132,6 +134,31 @@ int cli_pending(int argc, char **argv)
     return 0;
 }
 
+/* resolve signs as the server's instance in the server's store, so both
+ * must exist already: run from another directory or with another
+ * environment, serve's defaults would otherwise create a new receipt key
+ * (a new log, signed by nobody the witnesses know) and, for SQLite, a new
+ * empty database, and only then find no such nonce. */
+static int require_the_servers_files(const oe_config *cfg, char *why, size_t why_len)
+{
+    const char *what, *missing;
+
+    if (access(cfg->receipt_key_path, F_OK) != 0) {
+        what = "receipt key";
+        missing = cfg->receipt_key_path;
+    } else if (cfg->db_kind == OE_DB_SQLITE && access(cfg->sqlite_path, F_OK) != 0) {
+        what = "database";
+        missing = cfg->sqlite_path;
+    } else {
+        return 0;
+    }
+    oe_message(why, why_len,
+               "%s %s does not exist: run resolve with the server's environment "
+               "(OPENEXEC_DB_URL, OPENEXEC_RECEIPT_KEY) and working directory",
+               what, missing);
+    return -1;
+}
+
 int cli_resolve(int argc, char **argv)
 {
     const char *nonce = NULL, *outcome = NULL, *result_text = NULL;
@@ -175,7 +202,8 @@ int cli_resolve(int argc, char **argv)
         return rc;
     }
     rc = EXIT_FAIL;
-    if (instance_load(&cfg, &key, origin, why, sizeof(why)) != 0)
+    if (require_the_servers_files(&cfg, why, sizeof(why)) != 0 ||
+        instance_load(&cfg, &key, origin, why, sizeof(why)) != 0)
         goto fail;
     {
         store_log_identity id = {origin, &key};

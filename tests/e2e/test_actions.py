@@ -293,6 +293,23 @@ class CrashTests(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn(b"not unknown", r.stderr)
 
+    def test_resolve_outside_the_servers_environment_creates_nothing(self):
+        # Run from the wrong directory, resolve must not start a new store
+        # or a new log (a key of its own) before finding no such nonce.
+        with tempfile.TemporaryDirectory() as d:
+            r = harness.run_cli(["resolve", "x-1", "--outcome", "failed"], cwd=d)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(b"receipt key openexec.db.key does not exist", r.stderr)
+            self.assertEqual(os.listdir(d), [])
+            # A key but no SQLite database: refused the same way.
+            self.assertEqual(harness.run_cli(["keygen", "--out", "k"], cwd=d).returncode, 0)
+            env = {"OPENEXEC_RECEIPT_KEY": os.path.join(d, "k.key"),
+                   "OPENEXEC_DB_URL": "sqlite:///" + os.path.join(d, "gone.db")}
+            r = harness.run_cli(["resolve", "x-1", "--outcome", "failed"], env=env, cwd=d)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(b"gone.db does not exist", r.stderr)
+            self.assertEqual(sorted(os.listdir(d)), ["k.key", "k.pub"])
+
     def test_claims_of_an_instance_that_never_returns_become_unknown(self):
         # The instance that ran the action is gone for good (here: its
         # receipt key was retired, so no instance will ever take its log's
