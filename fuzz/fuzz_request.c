@@ -15,7 +15,8 @@
  *      JSON of exactly {"detail","error"} (the class of bug where a detail
  *      that failed to encode left `{"detail":,...}`).
  *   3. An accepted request has request.h's invariants: action 1..128 bytes
- *      without NUL, nonce 1..256 bytes, payload an object that root owns,
+ *      (U+0000 included: it is an unknown action, not a malformed request),
+ *      nonce 1..256 bytes, payload an object that root owns,
  *      artifact an object or NULL, every pointer borrowed from root.
  *   4. action_hash (streamed into SHA-256 by canon_action_hash) equals
  *      SHA-256 of the buffered canon_append of {"action","payload"}, in
@@ -117,7 +118,6 @@ static void check_invariants(const oe_request *req)
     check(json_is_string(v) && json_string_value(v) == req->action);
     check(json_string_length(v) == req->action_len);
     check(req->action_len >= 1 && req->action_len <= REQUEST_ACTION_MAX);
-    check(memchr(req->action, '\0', req->action_len) == NULL);
 
     v = json_object_get(req->root, "nonce");
     check(json_is_string(v) && json_string_value(v) == req->nonce);

@@ -20,7 +20,7 @@
 
 typedef struct oe_request {
     json_t *root;       /* owned; everything below borrows from it */
-    const char *action; /* UTF-8, no NUL inside */
+    const char *action; /* UTF-8, may contain NUL: compare with action_len */
     size_t action_len;
     const char *nonce; /* UTF-8, may contain NUL (\u0000 is valid in a value) */
     size_t nonce_len;
