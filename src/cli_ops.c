@@ -36,10 +36,13 @@
 static const char PENDING_USAGE[] =
     "usage: openexec pending [--json]\n"
     "\n"
-    "Lists executions whose outcome is unknown: the server stopped while their\n"
-    "action ran.  Uses the same environment as serve (OPENEXEC_DB_URL).\n"
+    "Lists executions whose outcome is unknown (state 'unknown': the server\n"
+    "stopped while their action ran) or not known yet (state 'running': the\n"
+    "action runs now, or its server died and has not started again; its next\n"
+    "start, or resolve, makes it 'unknown').  Oldest first.  Uses the same\n"
+    "environment as serve (OPENEXEC_DB_URL).\n"
     "  --json   one JSON object per line (nonce, exec_id, action, claimed_by,\n"
-    "           claimed_at) instead of a table\n"
+    "           claimed_at, state) instead of a table\n"
     "Exit status: 0 ok, 1 failure, 2 usage or configuration error.\n";
 
 static const char RESOLVE_USAGE[] =
@@ -76,11 +79,12 @@ static void print_pending(const store_pending *p, void *ctx)
     char when[40];
     time_t secs = (time_t)(p->created_us / 1000000);
     struct tm tm;
+    const char *state = p->state == EXEC_STATE_RUNNING ? "running" : "unknown";
 
     gmtime_r(&secs, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (!o->json && !o->header_done) {
-        printf("NONCE\tEXEC_ID\tACTION\tCLAIMED_AT\n");
+        printf("NONCE\tEXEC_ID\tACTION\tCLAIMED_AT\tSTATE\n");
         o->header_done = 1;
     }
     oe_buf_reset(&o->line);
@@ -91,11 +95,11 @@ static void print_pending(const store_pending *p, void *ctx)
         canon_append_string(&o->line, p->action, strlen(p->action));
         oe_buf_puts(&o->line, ",\"claimed_by\":");
         canon_append_string(&o->line, p->claimed_by, strlen(p->claimed_by));
-        oe_buf_printf(&o->line, ",\"claimed_at\":\"%s\"}\n", when);
+        oe_buf_printf(&o->line, ",\"claimed_at\":\"%s\",\"state\":\"%s\"}\n", when, state);
     } else {
         /* The nonce as a JSON string: unambiguous even with odd bytes. */
         canon_append_string(&o->line, p->nonce, p->nonce_len);
-        oe_buf_printf(&o->line, "\t%s\t%s\t%s\n", p->exec_id, p->action, when);
+        oe_buf_printf(&o->line, "\t%s\t%s\t%s\t%s\n", p->exec_id, p->action, when, state);
     }
     fwrite(o->line.data, 1, o->line.len, stdout);
 }

@@ -225,14 +225,18 @@ struct store_item {
 /* Queues the item for the next commit.  Never blocks on I/O. */
 void store_submit(store *st, store_item *item);
 
-/* Executions whose outcome is unknown (the process died while they ran),
- * for `openexec pending`; opens its own connection, takes no lease.
- * Calls fn once per execution; returns the count or -1. */
+/* Executions whose outcome is unknown (the process died while they ran)
+ * or not known yet (state RUNNING: the action runs now, or its instance
+ * died and has not been restarted, which is what an operator sees right
+ * after a crash), oldest first, for `openexec pending`; opens its own
+ * connection, takes no lease.  Calls fn once per execution; returns the
+ * count or -1. */
 typedef struct store_pending {
     const char *nonce;
     size_t nonce_len;
     const char *exec_id, *action, *claimed_by;
     int64_t created_us;
+    exec_state state; /* EXEC_STATE_RUNNING or EXEC_STATE_UNKNOWN */
 } store_pending;
 int store_list_unknown(const oe_config *cfg, void (*fn)(const store_pending *p, void *ctx),
                        void *ctx, char *why, size_t why_len);

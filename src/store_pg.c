@@ -337,8 +337,8 @@ static const pg_statement ST_FIND_RECEIPT = {
     {OID_TEXT}};
 static const pg_statement ST_LIST_UNKNOWN = {
     "oe_list_unknown",
-    "SELECT nonce, exec_id, action, claimed_by, created_us FROM executions WHERE state = 2"
-    " ORDER BY created_us",
+    "SELECT nonce, exec_id, action, claimed_by, created_us, state FROM executions"
+    " WHERE state <> 1 ORDER BY created_us",
     0,
     {0}};
 static const pg_statement ST_FIND_CHECKPOINT = {
@@ -2075,7 +2075,7 @@ static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void
     store_pending pe;
     const char *created;
     PGresult *res;
-    int i, n;
+    int i, n, running;
 
     if ((res = query_outside(l, &ST_LIST_UNKNOWN, &q)) == NULL)
         return -1;
@@ -2092,6 +2092,9 @@ static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void
         pe.action = action;
         pe.claimed_by = claimed_by;
         pe.created_us = created ? (int64_t)get_be64(created) : 0;
+        running = PQgetlength(res, i, 5) == 4 &&
+                  get_be32(PQgetvalue(res, i, 5)) == (uint32_t)EXEC_STATE_RUNNING;
+        pe.state = running ? EXEC_STATE_RUNNING : EXEC_STATE_UNKNOWN;
         fn(&pe, ctx);
     }
     PQclear(res);

@@ -429,8 +429,9 @@ static const char *const READER_SQL[R_COUNT] = {
     /* ?1 and ?2: the keys of positions from and POSITION_LIMIT - 1. */
     [R_EXPORT] = "SELECT body FROM receipts WHERE log_seq BETWEEN ?1 AND ?2 ORDER BY log_seq"
                  " LIMIT ?3",
-    [R_UNKNOWN] = "SELECT nonce, exec_id, action, claimed_by, created_us FROM executions"
-                  " WHERE state = 2 ORDER BY created_us",
+    /* state <> 1: running or unknown, the partial index's own condition. */
+    [R_UNKNOWN] = "SELECT nonce, exec_id, action, claimed_by, created_us, state FROM executions"
+                  " WHERE state <> 1 ORDER BY created_us",
     /* ?2 < POSITION_LIMIT, checked by the caller. */
     [R_FIND_CHECKPOINT] = "SELECT c.note FROM logs l JOIN checkpoints c"
                           " ON c.log_size = (l.log_id << 44) | ?2 WHERE l.origin = ?1",
@@ -1298,7 +1299,7 @@ static int reader_export(void *p, int64_t log_id, uint64_t from, uint64_t limit,
 static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void *ctx), void *ctx)
 {
     sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_UNKNOWN];
-    int rc, n = 0;
+    int rc, n = 0, running;
 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_pending pe;
@@ -1308,6 +1309,8 @@ static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void
         pe.action = (const char *)sqlite3_column_text(st, 2);
         pe.claimed_by = (const char *)sqlite3_column_text(st, 3);
         pe.created_us = sqlite3_column_int64(st, 4);
+        running = sqlite3_column_int(st, 5) == EXEC_STATE_RUNNING;
+        pe.state = running ? EXEC_STATE_RUNNING : EXEC_STATE_UNKNOWN;
         fn(&pe, ctx);
         n++;
     }

@@ -35,13 +35,14 @@ def write_actions(directory, actions, builtins=None):
 
 def kill_while_running(test, directory, env, counter, nonce):
     """A server in directory runs `slow` for nonce and is killed (SIGKILL)
-    while the program runs."""
+    while the program runs.  Returns the dead server's environment."""
     srv = harness.Server(workdir=directory, env=env).start()
     t, _ = harness.in_background(lambda: srv.execute("slow", {}, nonce=nonce, timeout=30))
     wait_for_runs(test, counter)
     srv.proc.send_signal(signal.SIGKILL)
     srv.proc.wait()
     t.join(10)
+    return srv.env
 
 
 class ExecActionTests(unittest.TestCase):
@@ -257,7 +258,22 @@ class CrashTests(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             path, counter = slow_actions(d, "20")
             env = {"OPENEXEC_ACTIONS_FILE": path}
-            kill_while_running(self, d, env, counter, "crash-1")
+            dead_env = kill_while_running(self, d, env, counter, "crash-1")
+
+            # Right after the crash, before any restart: what an operator
+            # looks at first.  The claim is still "running" (nothing has
+            # marked it yet), and pending must show it, not nothing.
+            p = harness.run_cli(["pending", "--json"], env=dead_env, cwd=d)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            rows = [json.loads(l) for l in p.stdout.decode().splitlines()]
+            self.assertEqual([(x["nonce"], x["action"], x["state"]) for x in rows],
+                             [("crash-1", "slow", "running")], rows)
+            p = harness.run_cli(["pending"], env=dead_env, cwd=d)
+            lines = p.stdout.decode().splitlines()
+            self.assertEqual(lines[0].split("\t"),
+                             ["NONCE", "EXEC_ID", "ACTION", "CLAIMED_AT", "STATE"])
+            nonce, _, action, _, state = lines[1].split("\t")
+            self.assertEqual((nonce, action, state), ('"crash-1"', "slow", "running"), lines)
 
             with harness.Server(workdir=d, env=env) as again:
                 for _ in range(3):
@@ -272,7 +288,8 @@ class CrashTests(unittest.TestCase):
                 p = harness.run_cli(["pending", "--json"], env=dbenv, cwd=d)
                 self.assertEqual(p.returncode, 0, p.stderr)
                 rows = [json.loads(l) for l in p.stdout.decode().splitlines()]
-                self.assertEqual([(x["nonce"], x["action"]) for x in rows], [("crash-1", "slow")])
+                self.assertEqual([(x["nonce"], x["action"], x["state"]) for x in rows],
+                                 [("crash-1", "slow", "unknown")])
                 self.assertTrue(db)
             # resolve takes the instance's lease: the server is stopped now.
             r = harness.run_cli(["resolve", "crash-1", "--outcome", "succeeded", "--result",
