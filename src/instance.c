@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int instance_load(const oe_config *cfg, keys_private *key, char origin[INSTANCE_ORIGIN_MAX],
@@ -47,6 +48,7 @@ int instance_check_files(const oe_config *cfg, char *why, size_t why_len)
 {
     const char *key_path = cfg->receipt_key_path;
     char reason[256];
+    struct stat st;
 
     if (access(key_path, F_OK) == 0) {
         keys_private key;
@@ -59,7 +61,16 @@ int instance_check_files(const oe_config *cfg, char *why, size_t why_len)
         snprintf(why, why_len, "receipt key %s: cannot be created: %s", key_path, strerror(errno));
         return -1;
     }
-    if (cfg->db_kind == OE_DB_SQLITE && access(cfg->sqlite_path, F_OK) != 0 &&
+    if (cfg->db_kind != OE_DB_SQLITE)
+        return 0;
+    /* A directory (sqlite:////, or a URL ending in '/') exists but is no
+     * database: serve would fail to open it, so say so here. */
+    if (stat(cfg->sqlite_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(why, why_len, "database %s: is a directory, not a database file",
+                 cfg->sqlite_path);
+        return -1;
+    }
+    if (access(cfg->sqlite_path, F_OK) != 0 &&
         (errno != ENOENT || can_create(cfg->sqlite_path) != 0)) {
         snprintf(why, why_len, "database %s: cannot be created: %s", cfg->sqlite_path,
                  strerror(errno));

@@ -124,7 +124,11 @@ class ConfigErrorTests(unittest.TestCase):
                      ({"OPENEXEC_RECEIPT_KEY": "no/such/dir.key"},
                       b"no/such/dir.key: cannot be created: No such file or directory"),
                      ({"OPENEXEC_DB_URL": "sqlite:///no/such/dir.db"},
-                      b"cannot be created: No such file or directory")]
+                      b"cannot be created: No such file or directory"),
+                     # A URL naming a directory: serve could not open it.
+                     ({"OPENEXEC_DB_URL": "sqlite:///" + tmp + "/",
+                       "OPENEXEC_RECEIPT_KEY": os.path.join(tmp, "cs.key")},
+                      b"is a directory, not a database file")]
             for env, reason in cases:
                 r = harness.run_cli(["check-config"], cwd=tmp, env=env)
                 self.assertEqual(r.returncode, 2, (env, r.stderr))
