@@ -56,8 +56,12 @@ class PgFaultTests(unittest.TestCase):
         cls.tmp = os.path.join(base, "oe-pgfaults-%d" % os.getpid())
         os.makedirs(cls.tmp, exist_ok=True)
         os.chmod(cls.tmp, 0o755)  # the postgres user must reach the cluster inside
+        # Below Linux's ephemeral ports (32768-60999): while this cluster is
+        # down, a server reconnecting to 127.0.0.1:PORT can be given PORT as
+        # its own local port and connect to itself, which then holds the
+        # port, and the cluster cannot come "up" again (seen in CI at 56432).
         cls.cluster_env = dict(os.environ, OE_PG_DIR=os.path.join(cls.tmp, "cluster"),
-                               OE_PG_PORT="56432")
+                               OE_PG_PORT="26432")
         cls.url = cls.cluster("start").strip()
         cls.password = urllib.parse.urlsplit(cls.url).password
         assert cls.password and len(cls.password) >= 16
