@@ -63,15 +63,16 @@ int instance_check_files(const oe_config *cfg, char *why, size_t why_len)
     }
     if (cfg->db_kind != OE_DB_SQLITE)
         return 0;
-    /* A directory (sqlite:////, or a URL ending in '/') exists but is no
-     * database: serve would fail to open it, so say so here. */
-    if (stat(cfg->sqlite_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (stat(cfg->sqlite_path, &st) == 0) {
+        /* A directory (sqlite:////, or a URL ending in '/') exists but is
+         * no database: serve would fail to open it, so say so here. */
+        if (!S_ISDIR(st.st_mode))
+            return 0;
         snprintf(why, why_len, "database %s: is a directory, not a database file",
                  cfg->sqlite_path);
         return -1;
     }
-    if (access(cfg->sqlite_path, F_OK) != 0 &&
-        (errno != ENOENT || can_create(cfg->sqlite_path) != 0)) {
+    if (errno != ENOENT || can_create(cfg->sqlite_path) != 0) {
         snprintf(why, why_len, "database %s: cannot be created: %s", cfg->sqlite_path,
                  strerror(errno));
         return -1;
