@@ -125,7 +125,7 @@ int cli_pending(int argc, char **argv)
     if ((rc = load_env(&cfg, "pending")) != 0)
         return rc;
     oe_buf_init(&out.line, 1024 * 1024);
-    n = store_list_unknown(&cfg, print_pending, &out, why, sizeof(why));
+    n = store_list_pending(&cfg, print_pending, &out, why, sizeof(why));
     oe_buf_free(&out.line);
     config_free(&cfg);
     if (n < 0) {

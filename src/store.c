@@ -1157,7 +1157,7 @@ int store_export_receipts(store_reader *rd, int64_t log_id, uint64_t from, uint6
     return rd->st->ops->export_receipts(rd->rd, log_id, from, limit, out);
 }
 
-int store_list_unknown(const oe_config *cfg, void (*fn)(const store_pending *p, void *ctx),
+int store_list_pending(const oe_config *cfg, void (*fn)(const store_pending *p, void *ctx),
                        void *ctx, char *why, size_t why_len)
 {
     const store_backend_ops *ops =
@@ -1167,7 +1167,7 @@ int store_list_unknown(const oe_config *cfg, void (*fn)(const store_pending *p, 
 
     if ((rd = ops->open_reader(cfg, why, why_len)) == NULL)
         return -1;
-    rc = ops->list_unknown(rd, fn, ctx);
+    rc = ops->list_pending(rd, fn, ctx);
     ops->close_reader(rd);
     if (rc < 0)
         snprintf(why, why_len, "cannot read the executions");

@@ -238,7 +238,7 @@ typedef struct store_pending {
     int64_t created_us;
     exec_state state; /* EXEC_STATE_RUNNING or EXEC_STATE_UNKNOWN */
 } store_pending;
-int store_list_unknown(const oe_config *cfg, void (*fn)(const store_pending *p, void *ctx),
+int store_list_pending(const oe_config *cfg, void (*fn)(const store_pending *p, void *ctx),
                        void *ctx, char *why, size_t why_len);
 
 #endif

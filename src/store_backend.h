@@ -116,7 +116,7 @@ typedef struct store_backend_ops {
                         oe_buf *receipt);
     int (*find_checkpoint)(void *rd, const char *origin, uint64_t size, oe_buf *note);
     int (*export_receipts)(void *rd, int64_t log_id, uint64_t from, uint64_t limit, oe_buf *out);
-    int (*list_unknown)(void *rd, void (*fn)(const store_pending *p, void *ctx), void *ctx);
+    int (*list_pending)(void *rd, void (*fn)(const store_pending *p, void *ctx), void *ctx);
 } store_backend_ops;
 
 extern const store_backend_ops store_sqlite_ops;

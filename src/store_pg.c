@@ -335,8 +335,8 @@ static const pg_statement ST_FIND_RECEIPT = {
     "SELECT log_id, seq, body FROM receipts WHERE exec_id = $1 ORDER BY log_id, seq LIMIT 1",
     1,
     {OID_TEXT}};
-static const pg_statement ST_LIST_UNKNOWN = {
-    "oe_list_unknown",
+static const pg_statement ST_LIST_PENDING = {
+    "oe_list_pending",
     "SELECT nonce, exec_id, action, claimed_by, created_us, state FROM executions"
     " WHERE state <> 1 ORDER BY created_us",
     0,
@@ -377,7 +377,7 @@ static const pg_statement *const WRITER_STATEMENTS[] = {&ST_FIND_EXECUTION,
                                                         NULL};
 static const pg_statement *const READER_STATEMENTS[] = {
     &ST_FIND_EXECUTION, &ST_GET_NODE, &ST_FIND_LOG,        &ST_FIND_RECEIPT,
-    &ST_LIST_UNKNOWN,   &ST_EXPORT,   &ST_FIND_CHECKPOINT, NULL};
+    &ST_LIST_PENDING,   &ST_EXPORT,   &ST_FIND_CHECKPOINT, NULL};
 
 /* One connection and its reconnect state. */
 typedef struct pg_link {
@@ -2067,17 +2067,17 @@ static int reader_export(void *p, int64_t log_id, uint64_t from, uint64_t limit,
     return out->failed ? STORE_ERROR : STORE_OK;
 }
 
-static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void *ctx), void *ctx)
+static int reader_list_pending(void *p, void (*fn)(const store_pending *pe, void *ctx), void *ctx)
 {
     pg_link *l = &((pg_reader *)p)->link;
     pg_params q = {0};
     char exec_id[37], action[129], claimed_by[300];
     store_pending pe;
-    const char *created;
+    const char *created, *state;
     PGresult *res;
-    int i, n, running;
+    int i, n;
 
-    if ((res = query_outside(l, &ST_LIST_UNKNOWN, &q)) == NULL)
+    if ((res = query_outside(l, &ST_LIST_PENDING, &q)) == NULL)
         return -1;
     n = PQntuples(res);
     for (i = 0; i < n; i++) {
@@ -2092,9 +2092,8 @@ static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void
         pe.action = action;
         pe.claimed_by = claimed_by;
         pe.created_us = created ? (int64_t)get_be64(created) : 0;
-        running = PQgetlength(res, i, 5) == 4 &&
-                  get_be32(PQgetvalue(res, i, 5)) == (uint32_t)EXEC_STATE_RUNNING;
-        pe.state = running ? EXEC_STATE_RUNNING : EXEC_STATE_UNKNOWN;
+        state = PQgetlength(res, i, 5) == 4 ? PQgetvalue(res, i, 5) : NULL;
+        pe.state = state ? (exec_state)(int32_t)get_be32(state) : EXEC_STATE_UNKNOWN;
         fn(&pe, ctx);
     }
     PQclear(res);
@@ -2128,6 +2127,6 @@ const store_backend_ops store_pg_ops = {
     .find_receipt = reader_find_receipt,
     .find_checkpoint = reader_find_checkpoint,
     .export_receipts = reader_export,
-    .list_unknown = reader_list_unknown,
+    .list_pending = reader_list_pending,
     .retryable = writer_retryable,
 };

@@ -354,7 +354,7 @@ enum {
     R_FIND_LOG,
     R_FIND_RECEIPT,
     R_EXPORT,
-    R_UNKNOWN,
+    R_PENDING,
     R_FIND_CHECKPOINT,
     R_COUNT
 };
@@ -430,7 +430,7 @@ static const char *const READER_SQL[R_COUNT] = {
     [R_EXPORT] = "SELECT body FROM receipts WHERE log_seq BETWEEN ?1 AND ?2 ORDER BY log_seq"
                  " LIMIT ?3",
     /* state <> 1: running or unknown, the partial index's own condition. */
-    [R_UNKNOWN] = "SELECT nonce, exec_id, action, claimed_by, created_us, state FROM executions"
+    [R_PENDING] = "SELECT nonce, exec_id, action, claimed_by, created_us, state FROM executions"
                   " WHERE state <> 1 ORDER BY created_us",
     /* ?2 < POSITION_LIMIT, checked by the caller. */
     [R_FIND_CHECKPOINT] = "SELECT c.note FROM logs l JOIN checkpoints c"
@@ -1296,10 +1296,10 @@ static int reader_export(void *p, int64_t log_id, uint64_t from, uint64_t limit,
     return rc == SQLITE_DONE && !out->failed ? STORE_OK : STORE_ERROR;
 }
 
-static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void *ctx), void *ctx)
+static int reader_list_pending(void *p, void (*fn)(const store_pending *pe, void *ctx), void *ctx)
 {
-    sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_UNKNOWN];
-    int rc, n = 0, running;
+    sqlite3_stmt *st = ((sqlite_conn *)p)->st[R_PENDING];
+    int rc, n = 0;
 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_pending pe;
@@ -1309,8 +1309,7 @@ static int reader_list_unknown(void *p, void (*fn)(const store_pending *pe, void
         pe.action = (const char *)sqlite3_column_text(st, 2);
         pe.claimed_by = (const char *)sqlite3_column_text(st, 3);
         pe.created_us = sqlite3_column_int64(st, 4);
-        running = sqlite3_column_int(st, 5) == EXEC_STATE_RUNNING;
-        pe.state = running ? EXEC_STATE_RUNNING : EXEC_STATE_UNKNOWN;
+        pe.state = (exec_state)sqlite3_column_int(st, 5);
         fn(&pe, ctx);
         n++;
     }
@@ -1361,5 +1360,5 @@ const store_backend_ops store_sqlite_ops = {
     .find_receipt = reader_find_receipt,
     .find_checkpoint = reader_find_checkpoint,
     .export_receipts = reader_export,
-    .list_unknown = reader_list_unknown,
+    .list_pending = reader_list_pending,
 };

@@ -504,7 +504,7 @@ static void test_interrupted_claims_are_marked_and_listed(void)
     rd = ops->open_reader(&cfg, why, sizeof(why));
     CHECK(rd != NULL);
     if (rd) {
-        CHECK(ops->list_unknown(rd, count_pending, &seen) >= 1);
+        CHECK(ops->list_pending(rd, count_pending, &seen) >= 1);
         CHECK_INT(seen, 1);
         ops->close_reader(rd);
     }
